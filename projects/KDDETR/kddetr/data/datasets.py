@@ -1,0 +1,53 @@
+"""Registering a user's own COCO-format dataset without writing code."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Dict, List, Optional
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import register_coco_instances
+
+logger = logging.getLogger(__name__)
+
+
+def register_user_coco(name: str, json_file: str, image_root: str) -> List[str]:
+    """Register ``name`` from a COCO instances json and an image folder; returns the class names.
+
+    Raises a clear error when a path is missing or the json has no annotations.
+    """
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"user_dataset: annotation file '{json_file}' does not exist.")
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"user_dataset: image folder '{image_root}' does not exist.")
+    with open(json_file) as f:
+        coco = json.load(f)
+    missing = [k for k in ("images", "annotations", "categories") if k not in coco]
+    if missing:
+        raise ValueError(
+            f"user_dataset: '{json_file}' is not a COCO instances file: missing {missing}. "
+            "It needs 'images', 'annotations' and 'categories' lists."
+        )
+    classes = [c["name"] for c in sorted(coco["categories"], key=lambda c: c["id"])]
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_coco_instances(name, {"thing_classes": classes}, json_file, image_root)
+    logger.info(f"Registered '{name}': {len(coco['images'])} images, {len(coco['annotations'])} boxes, "
+                f"{len(classes)} classes from {json_file}")
+    return classes
+
+
+def check_has_annotations(dataset_names, min_boxes: int = 1) -> None:
+    """Refuse to train on datasets whose dicts carry no boxes at all."""
+    names = [dataset_names] if isinstance(dataset_names, str) else list(dataset_names)
+    for name in names:
+        dicts = DatasetCatalog.get(name)
+        n = sum(len(d.get("annotations", [])) for d in dicts)
+        if n < min_boxes:
+            raise ValueError(
+                f"Dataset '{name}' has {len(dicts)} images but no box annotations: it cannot be "
+                "used for training. Point dataloader.train.dataset.names (or user_dataset.train_json) "
+                "at an instances json with annotations."
+            )

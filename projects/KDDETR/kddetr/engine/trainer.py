@@ -1,0 +1,79 @@
+"""The training loop: Detectron2's SimpleTrainer with AMP, gradient clipping and loss checks."""
+from __future__ import annotations
+
+import time
+from typing import Dict, Optional
+
+import torch
+from detectron2.engine import SimpleTrainer
+from torch import Tensor, nn
+
+
+class Trainer(SimpleTrainer):
+    """One optimisation step per iteration, as detrex's trainer.
+
+    Args:
+        model, data_loader, optimizer: as for ``SimpleTrainer``.
+        amp: run forward under ``torch.autocast`` with a ``GradScaler`` (CUDA: fp16; CPU: bf16).
+        clip_grad_params: kwargs of ``torch.nn.utils.clip_grad_norm_`` (``max_norm``,
+            ``norm_type``), or None to disable clipping.
+        device: where the model runs (selects the autocast device type).
+        gather_metric_period: write (and host-sync) the losses every this many iterations.
+    """
+
+    def __init__(self, model: nn.Module, data_loader, optimizer, amp: bool = False,
+                 clip_grad_params: Optional[Dict] = None, device: str = "cuda", gather_metric_period: int = 1):
+        super().__init__(model=model, data_loader=data_loader, optimizer=optimizer,
+                         gather_metric_period=gather_metric_period)
+        self.amp = amp
+        self.device_type = torch.device(device).type
+        self.clip_grad_params = clip_grad_params
+        self.grad_scaler = torch.amp.GradScaler(self.device_type, enabled=amp and self.device_type == "cuda")
+
+    def run_step(self) -> None:
+        assert self.model.training, "[Trainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+
+        amp_dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
+        with torch.autocast(self.device_type, dtype=amp_dtype, enabled=self.amp):
+            loss_dict = self.model(data)
+            losses = sum(loss_dict.values()) if isinstance(loss_dict, dict) else loss_dict
+            if not isinstance(loss_dict, dict):
+                loss_dict = {"total_loss": loss_dict}
+
+        self.optimizer.zero_grad()
+        self.grad_scaler.scale(losses).backward()
+        if self.clip_grad_params is not None:
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_params)
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+        self._write_metrics(loss_dict, data_time)
+
+    def _write_metrics(self, loss_dict: Dict[str, Tensor], data_time: float, prefix: str = "",
+                       iter: Optional[int] = None) -> None:
+        """Detectron2's metric writer (every ``gather_metric_period`` iterations, the only host
+        sync of the step), plus a loss check that names the offending terms."""
+        iter = self.iter if iter is None else iter
+        if (iter + 1) % self.gather_metric_period == 0:
+            finite = torch.isfinite(torch.stack([v.detach().float() for v in loss_dict.values()])).cpu()
+            if not bool(finite.all()):
+                bad = [k for k, ok in zip(loss_dict, finite.tolist()) if not ok]
+                raise FloatingPointError(
+                    f"Loss became non-finite at iteration {iter}: {', '.join(bad)}. The checkpoints "
+                    "written so far are kept. Try a lower optimizer.lr, keep train.clip_grad.enabled=True, "
+                    "or disable train.amp.enabled."
+                )
+        super()._write_metrics(loss_dict, data_time, prefix, iter)
+
+    def state_dict(self) -> Dict:
+        state = super().state_dict()
+        state["grad_scaler"] = self.grad_scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: Dict) -> None:
+        super().load_state_dict(state_dict)
+        if "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])

@@ -1,0 +1,117 @@
+"""Set criterion of the DETR family: focal classification, L1 and GIoU box losses."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+from detectron2.utils import comm
+from torch import Tensor, nn
+from torchvision.ops import sigmoid_focal_loss
+
+from .denoising import DenoisingMeta
+from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
+from .matcher import HungarianMatcher
+from .seam import DecoderOutput
+
+Targets = Sequence[Dict[str, Tensor]]
+
+
+class SetCriterion(nn.Module):
+    """Losses of a DETR with sigmoid classification.
+
+    Keys: ``loss_class``, ``loss_bbox``, ``loss_giou`` for the last decoder layer; ``_{i}``
+    suffixes for auxiliary layer i; ``_enc`` for two-stage proposals; ``_dn`` (and
+    ``_dn_{i}``) for denoising groups. Every value is already multiplied by its weight.
+
+    Normalisation: each term is summed over matched boxes (focal: over all queries and
+    classes) and divided by the number of ground-truth boxes in the global batch (times
+    the number of denoising groups for the ``_dn`` terms).
+
+    Args:
+        num_classes: K.
+        matcher: :class:`HungarianMatcher`.
+        weight_dict: weights of ``loss_class``, ``loss_bbox``, ``loss_giou`` (DINO: 1, 5, 2);
+            the same weights apply to the auxiliary, encoder and denoising terms.
+        alpha, gamma: focal loss parameters.
+    """
+
+    def __init__(self, num_classes: int, matcher: HungarianMatcher,
+                 weight_dict: Optional[Dict[str, float]] = None, alpha: float = 0.25, gamma: float = 2.0):
+        super().__init__()
+        self.num_classes = num_classes
+        self.matcher = matcher
+        self.weight_dict = dict(weight_dict or {"loss_class": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0})
+        self.alpha, self.gamma = alpha, gamma
+
+    def num_boxes(self, targets: Targets, device: torch.device) -> Tensor:
+        """Global number of boxes as a tensor (no host sync), at least 1."""
+        n = torch.as_tensor(float(sum(len(t["labels"]) for t in targets)), device=device)
+        if comm.get_world_size() > 1:
+            dist.all_reduce(n)
+            n = n / comm.get_world_size()
+        return n.clamp(min=1.0)
+
+    def matched_losses(self, logits: Tensor, boxes: Tensor, targets: Targets,
+                       indices: List[Tuple[Tensor, Tensor]], num_boxes: Tensor) -> Dict[str, Tensor]:
+        """``logits`` ``[B, Q, K]``, ``boxes`` ``[B, Q, 4]`` against targets under ``indices``."""
+        device = logits.device
+        batch_idx = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)]).to(device)
+        query_idx = torch.cat([q for q, _ in indices]).to(device)
+        gt_labels = torch.cat([t["labels"][j.to(device)] for t, (_, j) in zip(targets, indices)])
+        gt_boxes = torch.cat([t["boxes"][j.to(device)] for t, (_, j) in zip(targets, indices)])
+
+        onehot = torch.zeros_like(logits)
+        onehot[batch_idx, query_idx, gt_labels] = 1.0
+        loss_class = sigmoid_focal_loss(logits, onehot, self.alpha, self.gamma, reduction="sum") / num_boxes
+        src = boxes[batch_idx, query_idx]
+        loss_bbox = (src - gt_boxes).abs().sum() / num_boxes
+        loss_giou = generalized_box_iou_loss(cxcywh_to_xyxy(src), cxcywh_to_xyxy(gt_boxes), reduction="sum") / num_boxes
+        w = self.weight_dict
+        return {
+            "loss_class": loss_class * w["loss_class"],
+            "loss_bbox": loss_bbox * w["loss_bbox"],
+            "loss_giou": loss_giou * w["loss_giou"],
+        }
+
+    def layer_losses(self, output: DecoderOutput, targets: Targets, num_boxes: Tensor,
+                     indices: Optional[List[Tuple[Tensor, Tensor]]] = None, suffix: str = "") -> Dict[str, Tensor]:
+        """Losses of every decoder layer; ``indices`` fixed (denoising) or matched per layer."""
+        L = output.logits.shape[0]
+        losses = {}
+        for layer in range(L):
+            logits, boxes = output.logits[layer], output.boxes[layer]
+            idx = indices if indices is not None else self.matcher(logits, boxes, targets)
+            tag = suffix if layer == L - 1 else f"{suffix}_{layer}"
+            losses.update({k + tag: v for k, v in self.matched_losses(logits, boxes, targets, idx, num_boxes).items()})
+        return losses
+
+    def forward(self, det: DecoderOutput, targets: Targets, enc: Optional[Dict[str, Tensor]] = None,
+                dn: Optional[Tuple[DecoderOutput, DenoisingMeta]] = None,
+                dn_placeholder: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """
+        Args:
+            det: decoder output of the detection queries.
+            targets: per image ``{"labels": [T], "boxes": [T, 4] cxcywh in [0, 1]}``.
+            enc: two-stage proposals ``{"logits": [B, N, K], "boxes": [B, N, 4]}``.
+            dn: decoder output of the denoising group and its layout.
+            dn_placeholder: a zero-valued tensor that keeps the ``_dn`` keys (and the
+                denoising parameters in the graph) when a batch has no boxes to noise.
+        """
+        num_boxes = self.num_boxes(targets, det.logits.device)
+        losses = self.layer_losses(det, targets, num_boxes)
+        if enc:
+            idx = self.matcher(enc["logits"], enc["boxes"], targets)
+            losses.update({k + "_enc": v for k, v in
+                           self.matched_losses(enc["logits"], enc["boxes"], targets, idx, num_boxes).items()})
+        if dn is not None:
+            dn_out, meta = dn
+            losses.update(self.layer_losses(dn_out, targets, num_boxes * meta.num_groups,
+                                            indices=meta.positive_indices(targets), suffix="_dn"))
+        elif dn_placeholder is not None:
+            L = det.logits.shape[0]
+            for layer in range(L):
+                tag = "_dn" if layer == L - 1 else f"_dn_{layer}"
+                for k in ("loss_class", "loss_bbox", "loss_giou"):
+                    losses[k + tag] = dn_placeholder
+        return losses

@@ -1,0 +1,121 @@
+"""Deformable transformer encoder and decoder layers shared by the multi-scale DETRs."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .ms_deform_attn import MSDeformAttn
+
+
+class FFN(nn.Module):
+    """Post-norm feed-forward block: ``norm(x + W2 relu(W1 x))``."""
+
+    def __init__(self, embed_dim: int, ffn_dim: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(embed_dim, ffn_dim), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(ffn_dim, embed_dim), nn.Dropout(dropout),
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.net(x))
+
+
+class DeformableEncoderLayer(nn.Module):
+    """Multi-scale deformable self-attention + FFN, post-norm."""
+
+    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int, dropout: float, num_levels: int, num_points: int):
+        super().__init__()
+        self.self_attn = MSDeformAttn(embed_dim, num_heads, num_levels, num_points)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.ffn = FFN(embed_dim, ffn_dim, dropout)
+
+    def forward(self, src, pos, reference_points, spatial_shapes, spatial_shapes_t, padding_mask):
+        attn = self.self_attn(src + pos, reference_points, src, spatial_shapes, spatial_shapes_t, padding_mask)
+        return self.ffn(self.norm(src + self.dropout(attn)))
+
+
+class DeformableEncoder(nn.Module):
+    """A stack of deformable encoder layers over the flattened multi-scale features.
+
+    Args:
+        num_layers, embed_dim, num_heads, ffn_dim, dropout, num_levels, num_points: sizes.
+    """
+
+    def __init__(
+        self,
+        num_layers: int = 6,
+        embed_dim: int = 256,
+        num_heads: int = 8,
+        ffn_dim: int = 2048,
+        dropout: float = 0.0,
+        num_levels: int = 4,
+        num_points: int = 4,
+    ):
+        super().__init__()
+        self.embed_dim, self.num_levels = embed_dim, num_levels
+        self.layers = nn.ModuleList(
+            DeformableEncoderLayer(embed_dim, num_heads, ffn_dim, dropout, num_levels, num_points)
+            for _ in range(num_layers)
+        )
+
+    @staticmethod
+    def reference_points(spatial_shapes: Sequence[Tuple[int, int]], valid_ratios: Tensor) -> Tensor:
+        """Pixel centres of every level, ``[B, S, L, 2]`` normalised by each level's valid area."""
+        points = []
+        for lvl, (h, w) in enumerate(spatial_shapes):
+            ys, xs = torch.meshgrid(
+                torch.linspace(0.5, h - 0.5, h, dtype=valid_ratios.dtype, device=valid_ratios.device),
+                torch.linspace(0.5, w - 0.5, w, dtype=valid_ratios.dtype, device=valid_ratios.device),
+                indexing="ij",
+            )
+            ys = ys.reshape(-1)[None] / (valid_ratios[:, None, lvl, 1] * h)
+            xs = xs.reshape(-1)[None] / (valid_ratios[:, None, lvl, 0] * w)
+            points.append(torch.stack((xs, ys), -1))
+        ref = torch.cat(points, 1)
+        return ref[:, :, None] * valid_ratios[:, None]
+
+    def forward(self, src, pos, spatial_shapes, spatial_shapes_t, valid_ratios, padding_mask) -> Tensor:
+        """``src``/``pos`` ``[B, S, D]``, ``padding_mask`` ``[B, S]`` -> memory ``[B, S, D]``."""
+        ref = self.reference_points(spatial_shapes, valid_ratios)
+        for layer in self.layers:
+            src = layer(src, pos, ref, spatial_shapes, spatial_shapes_t, padding_mask)
+        return src
+
+
+class DeformableDecoderLayer(nn.Module):
+    """Self-attention among queries, deformable cross-attention into the memory, FFN (post-norm)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int, dropout: float, num_levels: int, num_points: int):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(embed_dim, num_heads, dropout=dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(embed_dim)
+        self.cross_attn = MSDeformAttn(embed_dim, num_heads, num_levels, num_points)
+        self.norm2 = nn.LayerNorm(embed_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.ffn = FFN(embed_dim, ffn_dim, dropout)
+
+    def forward(
+        self,
+        tgt: Tensor,
+        query_pos: Tensor,
+        reference_points: Tensor,
+        memory: Tensor,
+        spatial_shapes,
+        spatial_shapes_t: Tensor,
+        memory_padding_mask: Optional[Tensor],
+        attn_mask: Optional[Tensor],
+    ) -> Tensor:
+        """``tgt``/``query_pos`` ``[B, N, D]``; ``attn_mask`` ``[N, N]`` bool, True = may not attend."""
+        q = k = tgt + query_pos
+        attn = self.self_attn(q, k, tgt, attn_mask=attn_mask, need_weights=False)[0]
+        tgt = self.norm1(tgt + self.dropout(attn))
+        attn = self.cross_attn(
+            tgt + query_pos, reference_points, memory, spatial_shapes, spatial_shapes_t, memory_padding_mask
+        )
+        tgt = self.norm2(tgt + self.dropout(attn))
+        return self.ffn(tgt)

@@ -1,0 +1,67 @@
+"""Hungarian matching of predictions to ground truth (scipy's ``linear_sum_assignment``)."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor, nn
+
+from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou
+
+
+def focal_class_cost(logits: Tensor, labels: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    """Focal-loss matching cost (Deformable DETR / DINO). ``[P, K]`` logits, ``[T]`` labels -> ``[P, T]``."""
+    prob = logits.sigmoid()
+    neg = (1 - alpha) * prob.pow(gamma) * -(1 - prob + 1e-8).log()
+    pos = alpha * (1 - prob).pow(gamma) * -(prob + 1e-8).log()
+    return pos[:, labels] - neg[:, labels]
+
+
+class HungarianMatcher(nn.Module):
+    """One-to-one assignment minimising ``cost_class * focal + cost_bbox * L1 + cost_giou * (-GIoU)``.
+
+    Args:
+        cost_class, cost_bbox, cost_giou: cost weights (DINO: 2, 5, 2).
+        alpha, gamma: focal cost parameters.
+    """
+
+    def __init__(self, cost_class: float = 2.0, cost_bbox: float = 5.0, cost_giou: float = 2.0,
+                 alpha: float = 0.25, gamma: float = 2.0):
+        super().__init__()
+        self.cost_class, self.cost_bbox, self.cost_giou = cost_class, cost_bbox, cost_giou
+        self.alpha, self.gamma = alpha, gamma
+
+    @torch.no_grad()
+    def cost_matrix(self, logits: Tensor, boxes: Tensor, labels: Tensor, gt_boxes: Tensor) -> Tensor:
+        """``[P, K]``, ``[P, 4]`` predictions against ``[T]``, ``[T, 4]`` targets -> ``[P, T]``."""
+        c_cls = focal_class_cost(logits.float(), labels, self.alpha, self.gamma)
+        c_l1 = torch.cdist(boxes.float(), gt_boxes.float(), p=1)
+        c_giou = -generalized_box_iou(cxcywh_to_xyxy(boxes.float()), cxcywh_to_xyxy(gt_boxes.float()))
+        return self.cost_class * c_cls + self.cost_bbox * c_l1 + self.cost_giou * c_giou
+
+    @torch.no_grad()
+    def forward(self, logits: Tensor, boxes: Tensor, targets: Sequence[Dict[str, Tensor]]) -> List[Tuple[Tensor, Tensor]]:
+        """
+        Args:
+            logits: ``[B, Q, K]``; boxes: ``[B, Q, 4]`` cxcywh in [0, 1].
+            targets: per image ``{"labels": [T_i], "boxes": [T_i, 4] cxcywh in [0, 1]}``.
+
+        Returns:
+            per image ``(query_index, target_index)`` int64 CPU tensors of equal length.
+        """
+        B, Q = logits.shape[:2]
+        sizes = [len(t["labels"]) for t in targets]
+        if sum(sizes) == 0:
+            empty = torch.empty(0, dtype=torch.int64)
+            return [(empty, empty) for _ in range(B)]
+        labels = torch.cat([t["labels"] for t in targets])
+        gt_boxes = torch.cat([t["boxes"] for t in targets])
+        cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), labels, gt_boxes)
+        # One device->host copy for the whole batch: scipy needs the costs on the CPU.
+        cost = cost.view(B, Q, -1).cpu()
+        indices = []
+        for i, c in enumerate(cost.split(sizes, -1)):
+            rows, cols = linear_sum_assignment(c[i].numpy())
+            indices.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
+        return indices

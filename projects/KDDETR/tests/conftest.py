@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny DINO built from the project's own config function, synthetic batches."""
+import importlib.util
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def load_config_module(relpath: str):
+    """Import a helper module of configs/ (one without relative imports) as a plain module."""
+    path = os.path.join(ROOT, "configs", relpath)
+    spec = importlib.util.spec_from_file_location("cfg_" + relpath.replace("/", "_")[:-3], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+TINY = dict(depth=18, num_classes=6, embed_dim=32, num_heads=4, ffn_dim=64, enc_layers=1, dec_layers=2,
+            num_queries=30, dn_number=6, norm="GN", freeze_at=0, norm_groups=8)
+
+
+def build_tiny_dino(**overrides):
+    from detectron2.config import instantiate
+
+    torch.manual_seed(0)
+    cfg = load_config_module("models/dino.py").dino(**{**TINY, **overrides})
+    return instantiate(cfg)
+
+
+def synthetic_batch(num_images: int = 2, seed: int = 0, size: int = 64, with_targets: bool = True):
+    """Detectron2-style inputs rendered by the synthetic generator (no files involved)."""
+    from detectron2.structures import Boxes, Instances
+
+    from kddetr.data.synthetic import render_image
+    from kddetr.data.targets import normalized_cxcywh
+
+    rng = np.random.default_rng(seed)
+    batch = []
+    while len(batch) < num_images:
+        img, objects = render_image(rng, size)
+        if with_targets and not objects:
+            continue
+        d = {"image": torch.as_tensor(img.transpose(2, 0, 1).copy()), "height": size, "width": size}
+        if with_targets:
+            inst = Instances((size, size))
+            xywh = torch.tensor([o["bbox"] for o in objects], dtype=torch.float32)
+            inst.gt_boxes = Boxes(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1))
+            inst.gt_classes = torch.tensor([o["category"] for o in objects])
+            inst.gt_boxes_cxcywh = normalized_cxcywh(inst.gt_boxes.tensor, (size, size))
+            d["instances"] = inst
+        batch.append(d)
+    return batch
+
+
+@pytest.fixture
+def tiny_dino():
+    return build_tiny_dino()

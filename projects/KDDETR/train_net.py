@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Train and evaluate KD-DETR models with Detectron2 LazyConfig files (the detrex shape).
+
+    python train_net.py --config-file configs/dino_r50.py --num-gpus 8
+    python train_net.py --config-file configs/dino_r50.py --eval-only train.init_checkpoint=model.pth
+    python train_net.py --config-file configs/synthetic/dino_r18.py train.max_iter=20   # CPU demo
+"""
+import logging
+import os
+import sys
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import LazyConfig, instantiate
+from detectron2.engine import default_argument_parser, default_setup, default_writers, hooks, launch
+from detectron2.engine.defaults import create_ddp_model
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # configs import kddetr from a source checkout
+
+from kddetr.data import check_has_annotations  # noqa: E402
+from kddetr.engine import EMAHook, ModelEMA, Trainer  # noqa: E402
+from kddetr.engine.setup import (apply_user_dataset, check_device, check_init_checkpoint,  # noqa: E402
+                                 check_num_classes, check_override_keys)
+
+logger = logging.getLogger("kddetr")
+
+
+def do_test(cfg, model):
+    """Run the COCO evaluator of ``cfg.dataloader`` on ``model``; returns its results."""
+    if "evaluator" not in cfg.dataloader:
+        return {}
+    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    print_csv_format(results)
+    return results
+
+
+def build_model(cfg):
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    logger.info("Model:\n{}".format(model))
+    return model
+
+
+def ddp(cfg, model):
+    kwargs = dict(cfg.train.ddp)
+    if torch.device(cfg.train.device).type == "cpu":
+        kwargs.update(device_ids=None, output_device=None)  # GLOO on CPU processes
+    return create_ddp_model(model, **kwargs)
+
+
+def do_train(args, cfg):
+    model = build_model(cfg)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    check_has_annotations(cfg.dataloader.train.dataset.names)
+    train_loader = instantiate(cfg.dataloader.train)
+    check_num_classes(cfg)
+    model = ddp(cfg, model)
+
+    ema = ModelEMA(model, cfg.train.model_ema.decay, cfg.train.model_ema.device) if cfg.train.model_ema.enabled else None
+    trainer = Trainer(
+        model, train_loader, optimizer,
+        amp=cfg.train.amp.enabled,
+        clip_grad_params=dict(cfg.train.clip_grad.params) if cfg.train.clip_grad.enabled else None,
+        device=cfg.train.device,
+    )
+    extra = {"ema": ema} if ema is not None else {}
+    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer, **extra)
+
+    def test_fn():
+        if ema is not None and cfg.train.model_ema.use_ema_for_evaluation:
+            with ema.swapped_into(model) as m:
+                return do_test(cfg, m)
+        return do_test(cfg, model)
+
+    trainer.register_hooks([
+        hooks.IterationTimer(),
+        EMAHook(ema, model) if ema is not None else None,
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+        hooks.EvalHook(cfg.train.eval_period, test_fn),
+        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
+        if comm.is_main_process() else None,
+    ])
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    trainer.train(start_iter, cfg.train.max_iter)
+
+
+def main(args):
+    cfg = LazyConfig.load(args.config_file)
+    check_override_keys(cfg, args.opts, args.config_file)
+    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="kddetr")
+    apply_user_dataset(cfg)
+    check_device(cfg.train.device)
+    check_init_checkpoint(cfg.train.init_checkpoint)
+    default_setup(cfg, args)
+    if torch.device(cfg.train.device).type == "cpu" and comm.get_world_size() > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
+
+    if args.eval_only:
+        model = ddp(cfg, build_model(cfg))
+        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+        return do_test(cfg, model)
+    do_train(args, cfg)
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
