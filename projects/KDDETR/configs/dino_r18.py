@@ -1,16 +1,9 @@
-"""DINO R18, 4 scales, COCO 2017, 12 epochs."""
-from .common.data import coco_detr_data
-from .common.optim import adamw
-from .common.schedule import schedule_12ep
-from .common.train import train_defaults, user_dataset_keys
+"""DINO R18, 4 scales, COCO 2017, 12 epochs: configs/dino_r50.py with another backbone."""
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
 from .models.dino import dino
 
 model = dino(depth=18)
-dataloader = coco_detr_data(total_batch_size=16)
-optimizer = adamw(lr=1e-4, weight_decay=1e-4, backbone_lr_factor=0.1)
-lr_multiplier = schedule_12ep()
-train = train_defaults(output_dir="./output/dino_r18_12ep", max_iter=90000)
+train.output_dir = "./output/dino_r18_12ep"
 # ImageNet R18: torchvision's resnet18 converted with detectron2's
 # tools/convert-torchvision-to-d2.py (detectron2's model zoo hosts only R-50 in this form).
 train.init_checkpoint = "checkpoints/R-18.pkl"
-user_dataset = user_dataset_keys()

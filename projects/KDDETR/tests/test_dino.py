@@ -105,3 +105,22 @@ def test_tiny_dino_overfits_two_images():
         first = sum(window) / len(window) if it == 4 else first
         last = total.item()
     assert last < 0.5 * first, f"loss went from {first:.2f} to {last:.2f}"
+
+
+def test_trainer_step_with_amp_and_clipping_on_cpu():
+    from detectron2.utils.events import EventStorage
+
+    from kddetr.engine import Trainer
+
+    model = build_tiny_dino().train()
+    batch = synthetic_batch(2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = Trainer(model, [batch] * 2, torch.optim.AdamW(model.parameters(), 1e-4), amp=True,
+                      clip_grad_params=dict(max_norm=0.1, norm_type=2), device="cpu")
+    with EventStorage(0) as storage:
+        trainer.storage = storage
+        trainer.iter = 0
+        trainer.run_step()
+        assert torch.isfinite(torch.tensor(storage.history("total_loss").latest()))
+    changed = sum(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert changed > 0.9 * len(before)

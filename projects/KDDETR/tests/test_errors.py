@@ -105,3 +105,18 @@ def test_user_dataset_registers_and_sets_num_classes(tmp_path):
     cfg.user_dataset.train_json = str(tmp_path / "missing.json")
     with pytest.raises(FileNotFoundError, match="missing.json"):
         apply_user_dataset(cfg)
+
+
+def test_model_ema_tracks_and_swaps_weights():
+    from kddetr.engine import ModelEMA
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.constant_(model.weight, 0.0)
+    ema = ModelEMA(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)
+    assert torch.allclose(ema.state["weight"], torch.full((1, 2), 0.5))
+    with ema.swapped_into(model):
+        assert torch.allclose(model.weight, torch.full((1, 2), 0.5))
+    assert torch.allclose(model.weight, torch.ones(1, 2))  # restored after evaluation

@@ -1,19 +1,6 @@
-"""DINO R18 on the embedded synthetic shapes, sized for a CPU (see README for timings)."""
-import torch
-
-from ..common.data import synthetic_detr_data
-from ..common.optim import adamw
-from ..common.schedule import step_schedule
-from ..common.train import train_defaults, user_dataset_keys
+"""DINO R18 on the embedded synthetic shapes: configs/synthetic/dino_r50.py with an R18."""
 from ..models.dino import synthetic_dino
-
-MAX_ITER = 3000
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
 
 model = synthetic_dino(depth=18)
-dataloader = synthetic_detr_data(total_batch_size=8, num_workers=1)
-optimizer = adamw(lr=2e-4, weight_decay=1e-4, backbone_lr_factor=1.0)  # backbone trains from scratch
-lr_multiplier = step_schedule(MAX_ITER, int(MAX_ITER * 0.85), warmup_iter=100)
-train = train_defaults(output_dir="./output/synthetic/dino_r18", max_iter=MAX_ITER,
-                       device="cuda" if torch.cuda.is_available() else "cpu",
-                       eval_period=1000, checkpoint_period=1000)
-user_dataset = user_dataset_keys()
+train.output_dir = "./output/synthetic/dino_r18"
