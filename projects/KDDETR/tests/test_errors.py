@@ -120,3 +120,48 @@ def test_model_ema_tracks_and_swaps_weights():
     with ema.swapped_into(model):
         assert torch.allclose(model.weight, torch.full((1, 2), 0.5))
     assert torch.allclose(model.weight, torch.ones(1, 2))  # restored after evaluation
+
+
+def test_user_dataset_half_configured_or_inconsistent(tmp_path):
+    cfg = synthetic_cfg()
+    cfg.user_dataset.train_json = str(write_user_coco(tmp_path, "train"))
+    with pytest.raises(ValueError, match="train_images is not"):
+        apply_user_dataset(cfg)
+    cfg.user_dataset.train_images = str(tmp_path / "train")
+    cfg.user_dataset.test_json = str(write_user_coco(tmp_path, "val", classes=("cat", "bird")))
+    cfg.user_dataset.test_images = str(tmp_path / "val")
+    with pytest.raises(ValueError, match="different categories"):
+        apply_user_dataset(cfg)
+    not_coco = tmp_path / "list.json"
+    not_coco.write_text(json.dumps({"images": []}))
+    cfg.user_dataset.test_json = str(not_coco)
+    with pytest.raises(ValueError, match="missing \\['annotations', 'categories'\\]"):
+        apply_user_dataset(cfg)
+    cfg.user_dataset.test_json = ""
+    cfg.user_dataset.train_images = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="image folder"):
+        apply_user_dataset(cfg)
+
+
+def test_training_forward_without_ground_truth(tiny_dino):
+    from conftest import synthetic_batch
+
+    with pytest.raises(ValueError, match="no 'instances'"):
+        tiny_dino.train()(synthetic_batch(1, with_targets=False))
+
+
+def test_building_blocks_refuse_bad_sizes():
+    from detectron2.layers import ShapeSpec
+
+    from kddetr.modeling import ChannelMapper, Queries, QueryGroup, fused_attention_mask
+    from kddetr.modeling.layers import MSDeformAttn
+
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        MSDeformAttn(embed_dim=30, num_heads=8)
+    with pytest.raises(ValueError, match="num_outs"):
+        ChannelMapper({"res5": ShapeSpec(channels=8)}, ["res5"], out_channels=8, num_outs=0, norm_groups=1)
+    q = Queries(torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match="unique"):
+        fused_attention_mask([QueryGroup("a", q), QueryGroup("a", q)], torch.device("cpu"))
+    with pytest.raises(KeyError, match="unknown group 'b'"):
+        fused_attention_mask([QueryGroup("a", q, sees=("b",)), QueryGroup("c", q)], torch.device("cpu"))

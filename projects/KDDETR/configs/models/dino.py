@@ -63,6 +63,7 @@ def dino(depth=50, num_classes=80, embed_dim=256, num_heads=8, ffn_dim=2048, enc
 
 def synthetic_dino(depth, num_classes=6):
     """A small DINO for the 128 x 128 synthetic shapes on a CPU: narrower transformer, fewer
-    queries and layers, GroupNorm backbone trained from scratch (no ImageNet weights here)."""
+    queries and layers, a backbone trained from scratch (no ImageNet weights here) with
+    trainable BatchNorm, which learned faster than GroupNorm and costs less on a CPU."""
     return dino(depth=depth, num_classes=num_classes, embed_dim=128, num_heads=8, ffn_dim=512, enc_layers=2,
-                dec_layers=3, num_queries=100, dn_number=20, norm="GN", freeze_at=0)
+                dec_layers=3, num_queries=100, dn_number=20, norm="BN", freeze_at=0)
