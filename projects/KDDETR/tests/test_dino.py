@@ -124,3 +124,21 @@ def test_trainer_step_with_amp_and_clipping_on_cpu():
         assert torch.isfinite(torch.tensor(storage.history("total_loss").latest()))
     changed = sum(not torch.equal(before[n], p) for n, p in model.named_parameters())
     assert changed > 0.9 * len(before)
+
+
+def test_batch_without_boxes_keeps_every_loss_key(tiny_dino):
+    from detectron2.structures import Boxes, Instances
+
+    model = tiny_dino.train()
+    full = model(synthetic_batch(2))
+    batch = synthetic_batch(2, with_targets=False)
+    for d in batch:
+        inst = Instances((64, 64))
+        inst.gt_boxes = Boxes(torch.zeros(0, 4))
+        inst.gt_classes = torch.zeros(0, dtype=torch.int64)
+        d["instances"] = inst
+    empty = model(batch)
+    assert set(empty) == set(full)
+    assert all(torch.isfinite(v) for v in empty.values())
+    sum(empty.values()).backward()
+    assert model.denoising.label_embed.weight.grad is not None

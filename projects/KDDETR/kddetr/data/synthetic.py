@@ -1,8 +1,9 @@
 """A deterministic synthetic COCO-format detection dataset that runs anywhere.
 
-Six shape classes, sizes from tiny (6 px) to large (about half the image), random
-colours, overlaps with bounded occlusion, textured backgrounds and a few images with no
-objects. Generated on first use under ``$DETECTRON2_DATASETS/kddetr_synthetic_v1``
+Six shape classes, sizes from tiny (6 px) to large (about half the image), colours around
+a per-class hue, overlaps with bounded occlusion, textured backgrounds and a few images
+with no objects. Two knobs make harder custom copies (``tools/make_synthetic_coco.py``):
+the share of objects painted in their class colour and unlabeled clutter blobs. Generated on first use under ``$DETECTRON2_DATASETS/kddetr_synthetic_v1``
 (Detectron2's default ``datasets/`` when unset) and registered as ``synthetic_train`` /
 ``synthetic_val``. ``tools/make_synthetic_coco.py`` writes it explicitly.
 """
@@ -31,6 +32,11 @@ MIN_SIZE, MAX_SIZE = 6, 64
 MAX_OBJECTS = 8
 EMPTY_FRACTION = 0.03
 MIN_VISIBLE = 0.6  # an earlier object keeps at least this share of its pixels
+# Defaults of the registered dataset. Lower CLASS_COLOR_PROB / raise MAX_DISTRACTORS for a
+# harder copy (measured: 0.5 / 3 dropped a from-scratch DINO R50 from AP 34.6 to 13.4 at
+# 500 iterations, too hard for the CPU schedules).
+CLASS_COLOR_PROB = 1.0  # otherwise a random colour: then only the shape decides the class
+MAX_DISTRACTORS = 0  # unlabeled irregular blobs per image
 
 
 def default_root() -> str:
@@ -83,9 +89,35 @@ def _shape_mask(rng: np.random.Generator, cls: int, size: int, cx: float, cy: fl
     return mask.astype(bool)
 
 
-def render_image(rng: np.random.Generator, size: int = IMAGE_SIZE) -> Tuple[np.ndarray, List[Dict]]:
-    """One RGB image ``[size, size, 3]`` uint8 and its objects ``{"category": int, "bbox": [x, y, w, h]}``."""
+def _distractor_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    """An irregular polygon that belongs to no class."""
+    r = float(np.exp(rng.uniform(np.log(4), np.log(20))))
+    cx, cy = rng.uniform(0, size, size=2)
+    k = int(rng.integers(5, 9))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, k))
+    radii = r * rng.uniform(0.4, 1.0, k)
+    poly = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], 1)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def _paint(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
+    shade = rng.uniform(0.75, 1.1)
+    img[mask] = np.clip(color * shade + rng.normal(0, 8, (int(mask.sum()), 3)), 0, 255).astype(np.uint8)
+
+
+def render_image(rng: np.random.Generator, size: int = IMAGE_SIZE, class_color_prob: float = CLASS_COLOR_PROB,
+                 max_distractors: int = MAX_DISTRACTORS) -> Tuple[np.ndarray, List[Dict]]:
+    """One RGB image ``[size, size, 3]`` uint8 and its objects ``{"category": int, "bbox": [x, y, w, h]}``.
+
+    With the defaults no extra random numbers are drawn, so the registered dataset stays
+    identical whatever the knobs' code paths.
+    """
     img = _background(rng, size)
+    if max_distractors > 0:
+        for _ in range(int(rng.integers(0, max_distractors + 1))):
+            _paint(rng, img, _distractor_mask(rng, size), rng.uniform(30, 230, 3))
     n = 0 if rng.random() < EMPTY_FRACTION else int(rng.integers(1, MAX_OBJECTS + 1))
     owner = np.full((size, size), -1, np.int32)  # which object each pixel shows
     objects: List[Dict] = []
@@ -100,9 +132,11 @@ def render_image(rng: np.random.Generator, size: int = IMAGE_SIZE) -> Tuple[np.n
             continue
         if any((((owner == i) & ~mask).sum() < MIN_VISIBLE * o["area_full"]) for i, o in enumerate(objects)):
             continue
-        color = np.clip(np.array(COLORS[cls]) + rng.normal(0, 35, 3), 0, 255)
-        shade = rng.uniform(0.75, 1.1)
-        img[mask] = np.clip(color * shade + rng.normal(0, 8, (int(mask.sum()), 3)), 0, 255).astype(np.uint8)
+        if class_color_prob >= 1.0 or rng.random() < class_color_prob:
+            color = np.clip(np.array(COLORS[cls]) + rng.normal(0, 35, 3), 0, 255)
+        else:
+            color = rng.uniform(30, 230, 3)
+        _paint(rng, img, mask, color)
         owner[mask] = len(objects)
         ys, xs = np.nonzero(mask)
         x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
@@ -114,7 +148,8 @@ def render_image(rng: np.random.Generator, size: int = IMAGE_SIZE) -> Tuple[np.n
     return img, objects
 
 
-def write_split(root: str, split: str, num_images: int, seed: int, size: int = IMAGE_SIZE) -> str:
+def write_split(root: str, split: str, num_images: int, seed: int, size: int = IMAGE_SIZE,
+                class_color_prob: float = CLASS_COLOR_PROB, max_distractors: int = MAX_DISTRACTORS) -> str:
     """Write ``root/{split}/*.png`` and ``root/annotations/instances_{split}.json``; returns the json path."""
     rng = np.random.default_rng(seed)
     image_dir = os.path.join(root, split)
@@ -122,7 +157,7 @@ def write_split(root: str, split: str, num_images: int, seed: int, size: int = I
     os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
     images, annotations = [], []
     for image_id in range(1, num_images + 1):
-        img, objects = render_image(rng, size)
+        img, objects = render_image(rng, size, class_color_prob, max_distractors)
         file_name = f"{image_id:06d}.png"
         cv2.imwrite(os.path.join(image_dir, file_name), img[:, :, ::-1])
         images.append({"id": image_id, "file_name": file_name, "height": size, "width": size})

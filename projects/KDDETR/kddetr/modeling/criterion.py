@@ -17,6 +17,11 @@ from .seam import DecoderOutput
 Targets = Sequence[Dict[str, Tensor]]
 
 
+def layer_suffix(suffix: str, layer: int, num_layers: int) -> str:
+    """Key suffix of a decoder layer: none for the last layer, ``_{i}`` for auxiliary ones."""
+    return suffix if layer == num_layers - 1 else f"{suffix}_{layer}"
+
+
 class SetCriterion(nn.Module):
     """Losses of a DETR with sigmoid classification.
 
@@ -82,7 +87,7 @@ class SetCriterion(nn.Module):
         for layer in range(L):
             logits, boxes = output.logits[layer], output.boxes[layer]
             idx = indices if indices is not None else self.matcher(logits, boxes, targets)
-            tag = suffix if layer == L - 1 else f"{suffix}_{layer}"
+            tag = layer_suffix(suffix, layer, L)
             losses.update({k + tag: v for k, v in self.matched_losses(logits, boxes, targets, idx, num_boxes).items()})
         return losses
 
@@ -111,7 +116,6 @@ class SetCriterion(nn.Module):
         elif dn_placeholder is not None:
             L = det.logits.shape[0]
             for layer in range(L):
-                tag = "_dn" if layer == L - 1 else f"_dn_{layer}"
-                for k in ("loss_class", "loss_bbox", "loss_giou"):
-                    losses[k + tag] = dn_placeholder
+                for k in self.weight_dict:
+                    losses[k + layer_suffix("_dn", layer, L)] = dn_placeholder
         return losses

@@ -218,7 +218,8 @@ class DINO(DETRBase):
         losses = self.criterion(
             outputs["det"], targets, enc=queries.aux,
             dn=(outputs["dn"], dn[1]) if dn is not None else None,
-            dn_placeholder=self.denoising.label_embed.weight.sum() * 0.0,
+            # no boxes to noise: keep the _dn keys and the denoising embedding in the graph (DDP)
+            dn_placeholder=self.denoising.label_embed.weight.sum() * 0.0 if dn is None else None,
         )
         return losses, outputs
 
