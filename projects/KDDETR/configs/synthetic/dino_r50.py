@@ -15,5 +15,5 @@ optimizer = adamw(lr=4e-4, weight_decay=1e-4, backbone_lr_factor=1.0)  # backbon
 lr_multiplier = step_schedule(MAX_ITER, int(MAX_ITER * 0.85), warmup_iter=100)
 train = train_defaults(output_dir="./output/synthetic/dino_r50", max_iter=MAX_ITER,
                        device="cuda" if torch.cuda.is_available() else "cpu",
-                       eval_period=500, checkpoint_period=500)
+                       eval_period=500, checkpoint_period=500, log_period=10)
 user_dataset = user_dataset_keys()
