@@ -20,7 +20,7 @@ from detectron2.utils.logger import setup_logger
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # configs import kddetr from a source checkout
 
-from kddetr.data import check_has_annotations  # noqa: E402
+from kddetr.data import build_train_loader  # noqa: E402
 from kddetr.engine import EMAHook, ModelEMA, Trainer  # noqa: E402
 from kddetr.engine.setup import (apply_user_dataset, check_device, check_init_checkpoint,  # noqa: E402
                                  check_num_classes, check_override_keys)
@@ -55,8 +55,7 @@ def do_train(args, cfg):
     model = build_model(cfg)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
-    check_has_annotations(cfg.dataloader.train.dataset.names)
-    train_loader = instantiate(cfg.dataloader.train)
+    train_loader = build_train_loader(cfg.dataloader.train)
     check_num_classes(cfg)
     model = ddp(cfg, model)
 

@@ -11,7 +11,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from omegaconf import OmegaConf
 
 from conftest import ROOT
-from kddetr.data import DetrDatasetMapper, check_has_annotations
+from kddetr.data import DetrDatasetMapper, build_train_loader
 from kddetr.engine import Trainer
 from kddetr.engine.setup import (apply_user_dataset, check_device, check_init_checkpoint, check_num_classes,
                                  check_override_keys)
@@ -52,8 +52,10 @@ def test_unreadable_image_names_the_file(tmp_path):
 
 def test_dataset_without_annotations():
     DatasetCatalog.register("kddetr_test_no_boxes", lambda: [{"file_name": "a.png", "image_id": 1, "annotations": []}])
-    with pytest.raises(ValueError, match="no box annotations"):
-        check_has_annotations("kddetr_test_no_boxes")
+    cfg = synthetic_cfg()
+    cfg.dataloader.train.dataset.names = "kddetr_test_no_boxes"
+    with pytest.raises(ValueError, match="'kddetr_test_no_boxes' has no box annotations"):
+        build_train_loader(cfg.dataloader.train)
 
 
 def test_dataset_and_model_class_counts_must_agree():

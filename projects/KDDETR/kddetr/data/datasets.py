@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import List
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
@@ -39,15 +39,21 @@ def register_user_coco(name: str, json_file: str, image_root: str) -> List[str]:
     return classes
 
 
-def check_has_annotations(dataset_names, min_boxes: int = 1) -> None:
-    """Refuse to train on datasets whose dicts carry no boxes at all."""
-    names = [dataset_names] if isinstance(dataset_names, str) else list(dataset_names)
-    for name in names:
-        dicts = DatasetCatalog.get(name)
-        n = sum(len(d.get("annotations", [])) for d in dicts)
-        if n < min_boxes:
-            raise ValueError(
-                f"Dataset '{name}' has {len(dicts)} images but no box annotations: it cannot be "
-                "used for training. Point dataloader.train.dataset.names (or user_dataset.train_json) "
-                "at an instances json with annotations."
-            )
+def build_train_loader(loader_cfg):
+    """Instantiate a train loader config; a dataset without boxes gets a clear error.
+
+    Detectron2 drops images without annotations and then asserts that something is left;
+    that failure is translated here rather than loading the dataset a second time to check.
+    """
+    from detectron2.config import instantiate
+
+    try:
+        return instantiate(loader_cfg)
+    except AssertionError as e:
+        if "No valid data found" not in str(e):
+            raise
+        raise ValueError(
+            f"Dataset '{loader_cfg.dataset.names}' has no box annotations: it cannot be used for "
+            "training. Point dataloader.train.dataset.names (or user_dataset.train_json) at an "
+            "instances json with annotations."
+        ) from e

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from ..criterion import SetCriterion
 from ..denoising import ContrastiveDenoising
-from ..layers import MLP, DeformableDecoderLayer, DeformableEncoder, PositionEmbeddingSine, box_sine_embedding, inverse_sigmoid
+from ..layers import (MLP, DeformableDecoderLayer, DeformableEncoder, PositionEmbeddingSine, box_sine_embedding,
+                      inverse_sigmoid, pixel_centers)
 from ..neck import ChannelMapper
 from ..seam import DecoderOutput, EncoderState, Queries, QueryGroup, fused_attention_mask
 from .base import DETRBase, downsample_mask
@@ -228,19 +229,10 @@ class DINO(DETRBase):
 
         Returns logits ``[B, S, 4]`` (0 where invalid) and a validity mask ``[B, S]``.
         """
-        B = state.memory.shape[0]
-        mask = state.padding_mask
-        props, start = [], 0
-        for lvl, (h, w) in enumerate(state.spatial_shapes):
-            m = mask[:, start:start + h * w].view(B, h, w)
-            start += h * w
-            valid_hw = torch.stack([(~m[:, 0, :]).sum(1), (~m[:, :, 0]).sum(1)], -1).to(state.memory.dtype)
-            ys, xs = torch.meshgrid(torch.arange(h, device=mask.device, dtype=state.memory.dtype),
-                                    torch.arange(w, device=mask.device, dtype=state.memory.dtype), indexing="ij")
-            grid = (torch.stack([xs, ys], -1).view(1, h * w, 2) + 0.5) / valid_hw[:, None, :]
-            wh = torch.full_like(grid, 0.05 * 2.0 ** lvl)
-            props.append(torch.cat([grid, wh], -1))
-        props = torch.cat(props, 1)
-        valid = ((props > 0.01) & (props < 0.99)).all(-1) & ~mask
+        centers = pixel_centers(state.spatial_shapes, state.valid_ratios)
+        sizes = torch.cat([torch.full((h * w,), 0.05 * 2.0 ** lvl, dtype=centers.dtype, device=centers.device)
+                           for lvl, (h, w) in enumerate(state.spatial_shapes)])
+        props = torch.cat([centers, sizes[None, :, None].expand(centers.shape[0], -1, 2)], -1)
+        valid = ((props > 0.01) & (props < 0.99)).all(-1) & ~state.padding_mask
         logits = torch.log(props / (1 - props)).masked_fill(~valid[..., None], 0.0)
         return logits, valid

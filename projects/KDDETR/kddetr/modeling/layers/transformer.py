@@ -24,6 +24,22 @@ class FFN(nn.Module):
         return self.norm(x + self.net(x))
 
 
+def pixel_centers(spatial_shapes: Sequence[Tuple[int, int]], valid_ratios: Tensor) -> Tensor:
+    """Centre (x, y) of every pixel of every level, ``[B, S, 2]``, normalised by the level's
+    unpadded size (so the valid area spans [0, 1]). ``valid_ratios`` ``[B, L, 2]`` (w, h)."""
+    points = []
+    for lvl, (h, w) in enumerate(spatial_shapes):
+        ys, xs = torch.meshgrid(
+            torch.arange(h, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
+            torch.arange(w, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
+            indexing="ij",
+        )
+        xs = xs.reshape(-1)[None] / (valid_ratios[:, None, lvl, 0] * w)
+        ys = ys.reshape(-1)[None] / (valid_ratios[:, None, lvl, 1] * h)
+        points.append(torch.stack((xs, ys), -1))
+    return torch.cat(points, 1)
+
+
 class DeformableEncoderLayer(nn.Module):
     """Multi-scale deformable self-attention + FFN, post-norm."""
 
@@ -65,19 +81,8 @@ class DeformableEncoder(nn.Module):
 
     @staticmethod
     def reference_points(spatial_shapes: Sequence[Tuple[int, int]], valid_ratios: Tensor) -> Tensor:
-        """Pixel centres of every level, ``[B, S, L, 2]`` normalised by each level's valid area."""
-        points = []
-        for lvl, (h, w) in enumerate(spatial_shapes):
-            ys, xs = torch.meshgrid(
-                torch.linspace(0.5, h - 0.5, h, dtype=valid_ratios.dtype, device=valid_ratios.device),
-                torch.linspace(0.5, w - 0.5, w, dtype=valid_ratios.dtype, device=valid_ratios.device),
-                indexing="ij",
-            )
-            ys = ys.reshape(-1)[None] / (valid_ratios[:, None, lvl, 1] * h)
-            xs = xs.reshape(-1)[None] / (valid_ratios[:, None, lvl, 0] * w)
-            points.append(torch.stack((xs, ys), -1))
-        ref = torch.cat(points, 1)
-        return ref[:, :, None] * valid_ratios[:, None]
+        """Pixel centres of every level as seen from every level, ``[B, S, L, 2]``."""
+        return pixel_centers(spatial_shapes, valid_ratios)[:, :, None] * valid_ratios[:, None]
 
     def forward(self, src, pos, spatial_shapes, spatial_shapes_t, valid_ratios, padding_mask) -> Tensor:
         """``src``/``pos`` ``[B, S, D]``, ``padding_mask`` ``[B, S]`` -> memory ``[B, S, D]``."""
