@@ -84,3 +84,16 @@ def test_unknown_key_fails_before_training(tmp_path):
     proc = subprocess.run([sys.executable, "train_net.py", "--config-file", "configs/synthetic/dino_r18.py",
                            "train.max_iters=3"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0 and "Did you mean: train.max_iter" in proc.stderr
+
+
+def test_ema_trains_checkpoints_and_evaluates(tmp_path):
+    import torch
+
+    log = run(["--config-file", "configs/synthetic/dino_r18.py", "train.max_iter=2", f"train.output_dir={tmp_path}",
+               "train.model_ema.enabled=True", "train.model_ema.decay=0.5", "train.model_ema.use_ema_for_evaluation=True",
+               *FAST])
+    assert "Evaluation results for bbox" in log
+    ckpt = torch.load(tmp_path / "model_final.pth", map_location="cpu", weights_only=False)
+    assert "ema" in ckpt and set(ckpt["ema"]) == set(ckpt["model"])
+    differs = [k for k, v in ckpt["model"].items() if v.is_floating_point() and not torch.equal(v, ckpt["ema"][k])]
+    assert differs  # the average lags the trained weights
