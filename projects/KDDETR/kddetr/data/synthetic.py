@@ -2,10 +2,11 @@
 
 Six shape classes, sizes from tiny (6 px) to large (about half the image), colours around
 a per-class hue, overlaps with bounded occlusion, textured backgrounds and a few images
-with no objects. Two knobs make harder custom copies (``tools/make_synthetic_coco.py``):
-the share of objects painted in their class colour and unlabeled clutter blobs. Generated on first use under ``$DETECTRON2_DATASETS/kddetr_synthetic_v1``
+with no objects. Generated on first use under ``$DETECTRON2_DATASETS/kddetr_synthetic_v1``
 (Detectron2's default ``datasets/`` when unset) and registered as ``synthetic_train`` /
-``synthetic_val``. ``tools/make_synthetic_coco.py`` writes it explicitly.
+``synthetic_val``. ``tools/make_synthetic_coco.py`` writes it explicitly, or writes harder
+custom copies with two knobs: the share of objects painted in their class colour and
+unlabeled clutter blobs.
 """
 from __future__ import annotations
 

@@ -38,19 +38,27 @@ def check_override_keys(cfg: DictConfig, overrides: Sequence[str], config_file: 
         close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise KeyError(f"Config key '{key}' does not exist in {config_file}.{hint} "
-                       "Run with --eval-only off and look at output_dir/config.yaml for the full key list.")
+                       "Every run writes the full key list to train.output_dir/config.yaml.")
+
+
+def _num_classes_keys(node) -> List[str]:
+    """Paths of every ``num_classes`` key under ``node`` that holds a value, not an
+    interpolation such as ``"${..num_classes}"`` (model, or teacher and student)."""
+    keys = []
+    for key in _walk_keys(node):
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(node, parent_key) if parent_key else node
+        if leaf == "num_classes" and not OmegaConf.is_interpolation(parent, leaf):
+            keys.append(key)
+    return keys
 
 
 def set_num_classes(node, num_classes: int) -> List[str]:
-    """Set every ``num_classes`` key under ``node`` (model, or teacher and student); returns the paths."""
-    changed = []
-    for key in list(_walk_keys(node)):
-        parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(node, parent_key) if parent_key else node
-        if leaf == "num_classes" and not OmegaConf.is_interpolation(parent, leaf):  # keep "${..num_classes}"
-            OmegaConf.update(node, key, num_classes, merge=False)
-            changed.append(key)
-    return changed
+    """Set every ``num_classes`` of ``node``, leaving interpolations pointing at them; returns the paths."""
+    keys = _num_classes_keys(node)
+    for key in keys:
+        OmegaConf.update(node, key, num_classes, merge=False)
+    return keys
 
 
 def apply_user_dataset(cfg: DictConfig) -> None:
@@ -90,14 +98,9 @@ def check_init_checkpoint(path: str) -> None:
 
 
 def model_num_classes(model_cfg) -> List[int]:
-    """Every ``num_classes`` value in the model config (resolved)."""
-    values = []
-    for key in _walk_keys(model_cfg):
-        if key.split(".")[-1] == "num_classes":
-            v = OmegaConf.select(model_cfg, key)
-            if isinstance(v, int):
-                values.append(v)
-    return values
+    """Every ``num_classes`` value in the model config (interpolations resolve to these)."""
+    values = [OmegaConf.select(model_cfg, key) for key in _num_classes_keys(model_cfg)]
+    return [v for v in values if isinstance(v, int)]
 
 
 def check_num_classes(cfg: DictConfig) -> None:
