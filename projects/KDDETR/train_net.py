@@ -4,6 +4,11 @@
     python train_net.py --config-file configs/dino_r50.py --num-gpus 8
     python train_net.py --config-file configs/dino_r50.py --eval-only train.init_checkpoint=model.pth
     python train_net.py --config-file configs/synthetic/dino_r18.py train.max_iter=20   # CPU demo
+    python train_net.py --config-file configs/dino_r50_r18.py --num-gpus 8              # distillation
+
+A distillation config (``model = L(KDDETR)(...)``) trains the student only, with the
+DistillTrainer; ``train.init_checkpoint`` then initialises the student (e.g. its ImageNet
+backbone) and the teacher always comes from ``model.teacher_weights``.
 """
 import logging
 import os
@@ -20,8 +25,10 @@ from detectron2.utils.logger import setup_logger
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # configs import kddetr from a source checkout
 
+from kddetr.checkpoint import read_state_dict  # noqa: E402
 from kddetr.data import build_train_loader  # noqa: E402
-from kddetr.engine import EMAHook, ModelEMA, Trainer  # noqa: E402
+from kddetr.distill import KDDETR  # noqa: E402
+from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer  # noqa: E402
 from kddetr.engine.setup import (apply_user_dataset, check_device, check_init_checkpoint,  # noqa: E402
                                  check_num_classes, check_override_keys)
 
@@ -44,6 +51,23 @@ def build_model(cfg):
     return model
 
 
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def load_weights(model, path: str) -> None:
+    """Load ``path`` for evaluation or as initialisation. A distiller takes a distillation
+    checkpoint (``student.*`` keys) whole; any other file initialises its student."""
+    model = unwrap(model)
+    if isinstance(model, KDDETR):
+        checkpointer = DetectionCheckpointer(model)
+        if not any(k.startswith("student.") for k in read_state_dict(path)):
+            checkpointer = DetectionCheckpointer(model.student)
+        checkpointer.load(path)
+    else:
+        DetectionCheckpointer(model).load(path)
+
+
 def ddp(cfg, model):
     kwargs = dict(cfg.train.ddp)
     if torch.device(cfg.train.device).type == "cpu":
@@ -53,19 +77,28 @@ def ddp(cfg, model):
 
 def do_train(args, cfg):
     model = build_model(cfg)
-    cfg.optimizer.params.model = model
+    distill = isinstance(model, KDDETR)
+    # a distiller's optimizer holds the student's parameters only (the teacher is frozen)
+    cfg.optimizer.params.model = model.student if distill else model
     optimizer = instantiate(cfg.optimizer)
-    train_loader = build_train_loader(cfg.dataloader.train)
+    train_loader, sampler = build_train_loader(cfg.dataloader.train)
     check_num_classes(cfg)
     model = ddp(cfg, model)
 
+    # EMA of what the checkpoints hold: the whole model, or a distiller's student
     ema = ModelEMA(model, cfg.train.model_ema.decay, cfg.train.model_ema.device) if cfg.train.model_ema.enabled else None
-    trainer = Trainer(
-        model, train_loader, optimizer,
+    kwargs = dict(
         amp=cfg.train.amp.enabled,
         clip_grad_params=dict(cfg.train.clip_grad.params) if cfg.train.clip_grad.enabled else None,
         device=cfg.train.device,
+        sampler=sampler,
+        samples_per_iter=cfg.dataloader.train.total_batch_size // comm.get_world_size(),
     )
+    if distill:
+        seed = cfg.train.seed if cfg.train.seed >= 0 else torch.initial_seed() % 2**31
+        trainer = DistillTrainer(model, train_loader, optimizer, seed=seed, **kwargs)
+    else:
+        trainer = Trainer(model, train_loader, optimizer, **kwargs)
     extra = {"ema": ema} if ema is not None else {}
     checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer, **extra)
 
@@ -84,8 +117,13 @@ def do_train(args, cfg):
         hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
         if comm.is_main_process() else None,
     ])
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if args.resume and checkpointer.has_checkpoint():
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
+        start_iter = trainer.iter + 1
+    else:
+        if cfg.train.init_checkpoint:
+            load_weights(model, cfg.train.init_checkpoint)
+        start_iter = 0
     trainer.train(start_iter, cfg.train.max_iter)
 
 
@@ -103,7 +141,7 @@ def main(args):
 
     if args.eval_only:
         model = ddp(cfg, build_model(cfg))
-        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+        load_weights(model, cfg.train.init_checkpoint)
         return do_test(cfg, model)
     do_train(args, cfg)
 

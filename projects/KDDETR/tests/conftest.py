@@ -63,3 +63,14 @@ def synthetic_batch(num_images: int = 2, seed: int = 0, size: int = 64, with_tar
 @pytest.fixture
 def tiny_dino():
     return build_tiny_dino()
+
+
+def build_tiny_kd(points=None, student_overrides=None, teacher_weights="", **kwargs):
+    """A tiny KDDETR: tiny DINO teacher (wider) and student, untrained unless weights are given."""
+    from kddetr.distill import KDDETR, GeneralPoints, KDDETRLoss, TeacherQueries
+
+    teacher = build_tiny_dino(embed_dim=48, ffn_dim=96, dec_layers=3)
+    student = build_tiny_dino(**(student_overrides or {}))
+    points = points if points is not None else [GeneralPoints(num=12), TeacherQueries()]
+    return KDDETR(teacher=teacher, student=student, points=points, loss=KDDETRLoss(),
+                  teacher_weights=teacher_weights, allow_untrained_teacher=not teacher_weights, **kwargs)

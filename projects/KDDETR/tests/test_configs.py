@@ -20,10 +20,13 @@ def test_config_instantiates(path):
     cfg = LazyConfig.load(os.path.join(ROOT, path))
     if "model" not in cfg:
         return  # helper modules (common/, models/dino.py) define functions only
+    distill = "student" in cfg.model
+    if distill:  # no teacher checkpoints on this machine
+        cfg.model.teacher_weights, cfg.model.allow_untrained_teacher = "", True
     model = instantiate(cfg.model)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
     if "optimizer" in cfg:
-        cfg.optimizer.params.model = model
+        cfg.optimizer.params.model = model.student if distill else model
         opt = instantiate(cfg.optimizer)
         lrs = {g["lr"] for g in opt.param_groups}
         assert max(lrs) == cfg.optimizer.lr
@@ -51,3 +54,15 @@ def test_coco_configs_keep_detrex_defaults():
     cfg.optimizer.params.model = instantiate(cfg.model)
     groups = instantiate(cfg.optimizer).param_groups
     assert {g["lr"] for g in groups} == {1e-4, 1e-5}  # backbone at 0.1x
+
+
+def test_kd_pair_configs_say_where_weights_come_from():
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r50_r18.py"))
+    assert cfg.model.teacher.backbone.stages.depth == 50 and cfg.model.student.backbone.stages.depth == 18
+    assert cfg.model.points[0].num == 900 and "TeacherQueries" in str(cfg.model.points[1]._target_)
+    assert cfg.model.points[0].init == "normal" and cfg.model.points[0].resample
+    assert cfg.model.loss.temperature == 10 and dict(cfg.model.loss.weights) == {"cls": 1.0, "l1": 5.0, "giou": 2.0}
+    assert cfg.train.max_iter == 90000 and cfg.model.teacher_weights and cfg.train.init_checkpoint.endswith("R-18.pkl")
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r101_r50.py"))
+    assert cfg.model.teacher.backbone.stages.depth == 101 and cfg.model.student.backbone.stages.depth == 50
+    assert cfg.train.init_checkpoint.endswith("R-50.pkl")

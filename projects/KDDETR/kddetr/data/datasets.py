@@ -40,15 +40,19 @@ def register_user_coco(name: str, json_file: str, image_root: str) -> List[str]:
 
 
 def build_train_loader(loader_cfg):
-    """Instantiate a train loader config; a dataset without boxes gets a clear error.
+    """Instantiate a train loader config with a :class:`ResumableTrainingSampler` (unless the
+    config names a sampler); returns ``(loader, sampler)``. A dataset without boxes gets a
+    clear error.
 
     Detectron2 drops images without annotations and then asserts that something is left;
     that failure is translated here rather than loading the dataset a second time to check.
     """
     from detectron2.config import instantiate
 
+    from .samplers import ResumableTrainingSampler
+
     try:
-        return instantiate(loader_cfg)
+        kwargs = {k: instantiate(loader_cfg[k]) for k in loader_cfg.keys() if k != "_target_"}
     except AssertionError as e:
         if "No valid data found" not in str(e):
             raise
@@ -57,3 +61,12 @@ def build_train_loader(loader_cfg):
             "training. Point dataloader.train.dataset.names (or user_dataset.train_json) at an "
             "instances json with annotations."
         ) from e
+    sampler = kwargs.get("sampler")
+    if sampler is None:
+        sampler = kwargs["sampler"] = ResumableTrainingSampler(len(kwargs["dataset"]))
+    target = loader_cfg._target_
+    if isinstance(target, str):
+        from detectron2.utils.registry import locate
+
+        target = locate(target)
+    return target(**kwargs), sampler

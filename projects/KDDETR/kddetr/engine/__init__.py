@@ -1,5 +1,6 @@
 """Training loop pieces."""
 from .ema import EMAHook, ModelEMA
-from .trainer import Trainer
+from .predictor import KDDETRStudent, add_kddetr_config, export_student
+from .trainer import DistillTrainer, Trainer
 
-__all__ = ["EMAHook", "ModelEMA", "Trainer"]
+__all__ = ["EMAHook", "ModelEMA", "Trainer", "DistillTrainer", "KDDETRStudent", "add_kddetr_config", "export_student"]

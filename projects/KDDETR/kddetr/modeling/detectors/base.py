@@ -24,6 +24,10 @@ class DETRBase(nn.Module):
         size_divisibility: pad the batch to a multiple of this (0 = none).
     """
 
+    #: what a query is, so a distiller can check that teacher and student decode the same
+    #: distillation points: reference boxes ``[B, N, 4]`` as inverse-sigmoid cxcywh.
+    query_format: str = "box_logits"
+
     def __init__(self, num_classes: int, pixel_mean: Sequence[float], pixel_std: Sequence[float],
                  select_box_nums_for_evaluation: int = 300, size_divisibility: int = 0):
         super().__init__()

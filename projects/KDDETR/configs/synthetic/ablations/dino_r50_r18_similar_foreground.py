@@ -1,0 +1,6 @@
+"""KD-DETR Table 1 baseline "similar foreground": logit distillation on each model's own queries."""
+from ...common.kd_detr import SIMILAR_FOREGROUND
+from ..dino_r50_r18 import dataloader, lr_multiplier, model, optimizer, train, user_dataset  # noqa: F401
+
+model.points = SIMILAR_FOREGROUND
+train.output_dir = "./output/synthetic/ablations/dino_r50_r18_similar_foreground"

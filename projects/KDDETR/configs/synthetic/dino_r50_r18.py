@@ -1,0 +1,23 @@
+"""KD-DETR on the embedded synthetic shapes: DINO R50 teacher -> DINO R18 student (CPU sized).
+
+Teacher: train it first with configs/synthetic/dino_r50.py (writes the checkpoint below), or
+    set model.teacher_weights=... ; `make demo` does both steps.
+Student: from scratch (no ImageNet weights here), same schedule as configs/synthetic/dino_r18.py,
+    so the two are comparable at equal iterations (tools/benchmark_kd.py).
+"""
+from detectron2.config import LazyCall as L
+
+from kddetr.distill import KDDETR
+
+from ..common.kd_detr import kd_loss, kd_points
+from ..models.dino import synthetic_dino
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = L(KDDETR)(
+    teacher=synthetic_dino(depth=50),
+    teacher_weights="output/synthetic/dino_r50/model_final.pth",
+    student=synthetic_dino(depth=18),
+    points=kd_points(general=100, specific=True),  # as many general points as detection queries
+    loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
+)
+train.output_dir = "./output/synthetic/dino_r50_r18"

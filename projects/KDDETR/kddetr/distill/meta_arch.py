@@ -1,0 +1,202 @@
+"""The distillation META_ARCH: a frozen teacher DETR, a trainable student DETR, a distiller."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY
+from torch import Tensor, nn
+
+from ..checkpoint import read_state_dict
+from ..modeling.seam import DecoderOutput, Queries, QueryGroup
+from .kd_detr import KDDETRLoss
+from .points import DistillPoints
+
+logger = logging.getLogger(__name__)
+
+TEACHER_PREFIX = "teacher."
+
+
+@META_ARCH_REGISTRY.register()
+class KDDETR(nn.Module):
+    """Knowledge distillation of a DETR into a smaller DETR on shared distillation points.
+
+    Training forward: the teacher (eval mode, no_grad) encodes the images, chooses its own
+    queries and decodes only the distillation points; the student decodes its detection,
+    denoising and distillation queries in one masked pass. Returns the student's detection
+    losses and the ``loss_kd_*`` terms. Eval forward: the student's predictions only.
+
+    The teacher is frozen and left out of ``state_dict()``: checkpoints hold the student (and
+    whatever the distiller trains), the teacher always comes from ``teacher_weights``.
+
+    Args:
+        teacher, student: detectors implementing the seam (``encode``, ``default_queries``,
+            ``decode``, ``forward_train``), with the same classes.
+        points: the distillation point sets (e.g. ``[GeneralPoints(900), TeacherQueries()]``).
+        loss: :class:`KDDETRLoss`.
+        teacher_weights: checkpoint of the teacher (Detectron2/detrex ``{"model": state_dict}``
+            or a bare state dict); every teacher parameter must be in it.
+        allow_untrained_teacher: distil from a randomly initialised teacher when
+            ``teacher_weights`` is empty (tests only).
+    """
+
+    @configurable
+    def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints],
+                 loss: KDDETRLoss, teacher_weights: str = "", allow_untrained_teacher: bool = False):
+        super().__init__()
+        self.teacher, self.student, self.loss = teacher, student, loss
+        self.points = nn.ModuleList(points)
+        self.teacher_weights = teacher_weights
+        check_pair(teacher, student, self.points)
+        if teacher_weights:
+            load_teacher(teacher, teacher_weights)
+        elif not allow_untrained_teacher:
+            raise ValueError(
+                "KDDETR: model.teacher_weights is empty, so the teacher would be randomly initialised and "
+                "the student would learn noise. Set model.teacher_weights to a trained teacher checkpoint "
+                "(e.g. output/synthetic/dino_r50/model_final.pth from configs/synthetic/dino_r50.py), or set "
+                "model.allow_untrained_teacher=True if that is really what you want (tests do)."
+            )
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher.eval()
+        # The teacher is not part of the checkpoints: drop it when saving, and do not report
+        # its keys as missing when loading (it was loaded from teacher_weights above).
+        self._register_state_dict_hook(_drop_teacher_keys)
+        self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        """Build from a yacs config whose ``MODEL.KDDETR.MODEL_CONFIG`` is a LazyConfig file with
+        ``model = L(KDDETR)(...)`` (lets ``detectron2.modeling.build_model`` build it)."""
+        from detectron2.config import LazyConfig, instantiate
+
+        lazy = LazyConfig.load(cfg.MODEL.KDDETR.MODEL_CONFIG).model
+        return {k: instantiate(v) for k, v in lazy.items() if k != "_target_"}
+
+    @property
+    def device(self) -> torch.device:
+        return self.student.device
+
+    def train(self, mode: bool = True) -> "KDDETR":
+        super().train(mode)
+        self.teacher.eval()  # dropout/BN statistics of the teacher never change
+        return self
+
+    def sample_points(self, generator: torch.Generator) -> Dict[str, Tensor]:
+        """This step's random points by point-set name (CPU tensors), drawn with ``generator``."""
+        sampled = {p.name: p.sample(generator) for p in self.points}
+        return {k: v for k, v in sampled.items() if v is not None}
+
+    def forward(self, batched_inputs: List[Dict], distill_points: Optional[Dict[str, Tensor]] = None):
+        """Training: dict of losses. Eval: the student's ``[{"instances": Instances}]``.
+
+        ``distill_points``: the step's random points from :meth:`sample_points` (the trainer
+        passes them so their random state is checkpointed); drawn here when None.
+        """
+        if not self.training:
+            return self.student(batched_inputs)
+        if distill_points is None:
+            distill_points = self.sample_points(torch.default_generator)
+        t_queries, t_out = self.teacher_predictions(batched_inputs, distill_points)
+
+        images, mask = self.student.preprocess_image(batched_inputs)
+        targets = self.student.prepare_targets(batched_inputs)
+        s_state = self.student.encode(images, mask)
+        s_default = self.student.default_queries(s_state)
+        # Shared points: the same reference boxes, each model with its own content vectors.
+        extra = [QueryGroup(p.group, Queries(boxes=t_queries[p.group].boxes)) for p in self.points if p.shared]
+        losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
+
+        matcher = self.student.criterion.matcher
+        pairs = [p.pair(s_out[p.group] if p.shared else s_out["det"], t_out[p.group], targets, matcher)
+                 for p in self.points]
+        losses.update(self.loss(pairs))
+        return losses
+
+    @torch.no_grad()
+    def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]
+                            ) -> Tuple[Dict[str, Queries], Dict[str, DecoderOutput]]:
+        """The teacher's side of a step: its encoder, its own queries, and one decoder pass over
+        every point set. Returns the queries and the outputs by group name."""
+        t_images, t_mask = self.teacher.preprocess_image(batched_inputs)
+        t_state = self.teacher.encode(t_images, t_mask)
+        t_default = self.teacher.default_queries(t_state)
+        t_queries = {p.group: p.teacher_queries(t_default, distill_points.get(p.name)) for p in self.points}
+        t_out = self.teacher.decode(t_state, [QueryGroup(g, q) for g, q in t_queries.items()])
+        return t_queries, dict(zip(t_queries, t_out))
+
+
+def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints]) -> None:
+    """Teacher and student must predict the same classes and decode the same kind of queries."""
+    for role, m in (("teacher", teacher), ("student", student)):
+        missing = [f for f in ("encode", "default_queries", "decode", "forward_train") if not hasattr(m, f)]
+        if missing:
+            raise TypeError(f"KDDETR: the {role} ({type(m).__name__}) does not implement the distillation seam "
+                            f"(missing {missing}); see kddetr/modeling/seam.py.")
+    if teacher.num_classes != student.num_classes:
+        raise ValueError(
+            f"KDDETR: the teacher predicts {teacher.num_classes} classes but the student {student.num_classes}. "
+            "Distillation compares class distributions point by point, so both must be trained on the same "
+            "classes: set model.student.num_classes (and model.teacher.num_classes) to the dataset's count."
+        )
+    t_fmt, s_fmt = getattr(teacher, "query_format", None), getattr(student, "query_format", None)
+    if t_fmt != s_fmt:
+        raise ValueError(
+            f"KDDETR: teacher queries are '{t_fmt}' but student queries are '{s_fmt}': the two decoders "
+            "cannot decode the same distillation points. Pick a teacher/student pair with the same query space."
+        )
+    names = [p.name for p in points]
+    if len(set(names)) != len(names):
+        raise ValueError(f"KDDETR: distillation point sets need distinct names, got {names}")
+
+
+def load_teacher(teacher: nn.Module, path: str) -> None:
+    """Load ``path`` into ``teacher``; every parameter and persistent buffer must be loaded
+    with the right shape, or a clear error names the first offenders."""
+    if "://" not in path and not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"KDDETR: teacher checkpoint '{path}' does not exist. Train a teacher with its single-model config "
+            "(e.g. configs/synthetic/dino_r50.py -> output/synthetic/dino_r50/model_final.pth) and set "
+            "model.teacher_weights to it."
+        )
+    state = read_state_dict(path)
+    if state and all(k.startswith(TEACHER_PREFIX) or k.startswith("student.") for k in state):
+        raise ValueError(
+            f"KDDETR: '{path}' is a distillation checkpoint (student.* keys), not a teacher. Point "
+            "model.teacher_weights at the teacher's own checkpoint, or export the student first with "
+            "tools/export_student.py to use it as a teacher."
+        )
+    expected = teacher.state_dict()
+    missing = [k for k in expected if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or wrong:
+        what = []
+        if missing:
+            what.append(f"left {len(missing)} of {len(expected)} teacher parameters unloaded (first: {missing[0]})")
+        if wrong:
+            what.append(f"has {len(wrong)} with other shapes (first: {wrong[0]})")
+        raise ValueError(
+            f"KDDETR: teacher checkpoint '{path}' {' and '.join(what)}. The file does not match the teacher "
+            "config (model.teacher): set model.teacher_weights to a checkpoint trained with the teacher's "
+            "single-model config, or make model.teacher match the checkpoint."
+        )
+    teacher.load_state_dict({k: state[k] for k in expected}, strict=True)
+    unused = len([k for k in state if k not in expected])
+    logger.info(f"KDDETR: loaded all {len(expected)} teacher tensors from {path}"
+                + (f" ({unused} extra keys in the file ignored)" if unused else ""))
+
+
+def _drop_teacher_keys(module, state_dict, prefix, local_metadata):
+    for k in [k for k in state_dict if k.startswith(prefix + TEACHER_PREFIX)]:
+        del state_dict[k]
+    return state_dict
+
+
+def _ignore_missing_teacher_keys(module, incompatible_keys):
+    keys = incompatible_keys.missing_keys
+    keys[:] = [k for k in keys if not k.startswith(TEACHER_PREFIX) and f".{TEACHER_PREFIX}" not in k]

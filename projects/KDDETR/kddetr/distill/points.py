@@ -1,0 +1,210 @@
+"""Distillation points: the queries whose predictions the student mimics.
+
+Two kinds, both speaking only the seam's types (:class:`~kddetr.modeling.seam.Queries`):
+
+* **Shared points** (KD-DETR): one set of reference boxes decoded by *both* models, so
+  prediction ``i`` of the student and of the teacher answer the same query.
+  :class:`GeneralPoints` are random anchors, :class:`TeacherQueries` the teacher's own
+  detection queries of the image.
+* **Own-query baselines** (KD-DETR Table 1): each model decodes its own detection queries and
+  predictions are paired by position (:class:`Inconsistent`) or through the ground-truth
+  assignment (:class:`SimilarForeground`, :class:`SimilarGeneral`). They show why shared points
+  are needed; they are not the method.
+
+Random parts are drawn by :meth:`DistillPoints.sample` with a generator that the
+``DistillTrainer`` owns and checkpoints, so teacher and student see identical points and a
+resumed run draws the same points as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..modeling.layers import inverse_sigmoid
+from ..modeling.seam import DecoderOutput, Queries
+
+Targets = Sequence[dict]
+
+
+@dataclass
+class PointPairs:
+    """Student and teacher predictions on the same distillation points.
+
+    s_logits: ``[L, B, N, K]`` one entry per distilled student decoder layer.
+    s_boxes: ``[L, B, N, 4]`` cxcywh in [0, 1].
+    t_logits: ``[B, N, K]`` the teacher's last decoder layer.
+    t_boxes: ``[B, N, 4]`` cxcywh in [0, 1].
+    valid: ``[B, N]`` bool, False on padding (ground-truth ordered baselines), or None.
+    """
+
+    s_logits: Tensor
+    s_boxes: Tensor
+    t_logits: Tensor
+    t_boxes: Tensor
+    valid: Optional[Tensor] = None
+
+
+class DistillPoints(nn.Module):
+    """Base class of a set of distillation points.
+
+    Args:
+        name: query-group name, unique within a distiller (``kd_<name>`` in the decoder).
+    """
+
+    #: True when teacher and student decode the same queries (extra group in the student's
+    #: fused pass); False when each uses its own detection queries.
+    shared: bool = True
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    @property
+    def group(self) -> str:
+        return f"kd_{self.name}"
+
+    def sample(self, generator: torch.Generator) -> Optional[Tensor]:
+        """The random part of this step's points (on the CPU), or None if there is none."""
+        return None
+
+    def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
+        """Queries the teacher decodes; for shared points the student decodes the same ones."""
+        raise NotImplementedError
+
+    def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
+        """Pair student predictions (all layers) with the teacher's last layer."""
+        return PointPairs(student.logits, student.boxes, teacher.logits[-1], teacher.boxes[-1])
+
+
+class GeneralPoints(DistillPoints):
+    """KD-DETR general points: ``num`` random anchor boxes, never learned, shared by the whole
+    batch and by both models.
+
+    Args:
+        num: M_g (paper: 300 for DAB/Deformable DETR, 900 for DINO).
+        init: ``"normal"``: box logits ~ N(0, 1) (the authors' code); ``"uniform"``: cxcywh
+            ~ U(0, 1) (the paper's text).
+        resample: draw a new set every iteration (authors) or keep one fixed set drawn at build.
+        seed: seed of the fixed set (``resample=False``).
+    """
+
+    def __init__(self, num: int = 900, init: str = "normal", resample: bool = True, seed: int = 0,
+                 name: str = "general"):
+        super().__init__(name)
+        if init not in ("normal", "uniform"):
+            raise ValueError(f"GeneralPoints.init must be 'normal' or 'uniform', got '{init}'")
+        self.num, self.init, self.resample = num, init, resample
+        fixed = self._draw(torch.Generator().manual_seed(seed))
+        self.register_buffer("fixed", fixed, persistent=False)
+
+    def _draw(self, generator: torch.Generator) -> Tensor:
+        if self.init == "normal":
+            return torch.randn(self.num, 4, generator=generator)
+        # keep boxes strictly inside (0, 1) so their logits stay finite
+        return inverse_sigmoid(torch.rand(self.num, 4, generator=generator).clamp(1e-4, 1 - 1e-4))
+
+    def sample(self, generator: torch.Generator) -> Optional[Tensor]:
+        return self._draw(generator) if self.resample else None
+
+    def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
+        B = teacher_default.boxes.shape[0]
+        boxes = self.fixed if sampled is None else sampled.to(self.fixed.device, non_blocking=True)
+        return Queries(boxes=boxes.to(teacher_default.boxes.dtype)[None].expand(B, -1, -1))
+
+    def extra_repr(self) -> str:
+        return f"num={self.num}, init={self.init}, resample={self.resample}"
+
+
+class TeacherQueries(DistillPoints):
+    """KD-DETR specific points: the teacher's own detection queries of each image (DINO: its
+    two-stage top-k proposals; DAB-DETR: its learned anchors), detached.
+
+    Args:
+        num: keep the first ``num`` (None: all of them).
+    """
+
+    def __init__(self, num: Optional[int] = None, name: str = "specific"):
+        super().__init__(name)
+        self.num = num
+
+    def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
+        return Queries(boxes=teacher_default.boxes[:, : self.num].detach())
+
+    def extra_repr(self) -> str:
+        return f"num={self.num}"
+
+
+class Inconsistent(DistillPoints):
+    """Table 1 "Inconsistent": every detection query of the student mimics the teacher's
+    detection query at the same position (the first ``min(N_s, N_t)``)."""
+
+    shared = False
+
+    def __init__(self, name: str = "inconsistent"):
+        super().__init__(name)
+
+    def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
+        return Queries(boxes=teacher_default.boxes.detach(), content=teacher_default.content)
+
+    def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
+        n = min(student.logits.shape[2], teacher.logits.shape[2])
+        return PointPairs(student.logits[:, :, :n], student.boxes[:, :, :n],
+                          teacher.logits[-1, :, :n], teacher.boxes[-1, :, :n])
+
+
+class SimilarForeground(Inconsistent):
+    """Table 1 "Similar Foreground": only the detection queries matched to a ground-truth box
+    (Hungarian matching of each model, student matched per layer), paired through that box."""
+
+    def __init__(self, name: str = "similar_foreground"):
+        super().__init__(name)
+
+    background: bool = False
+
+    def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
+        L, B = student.logits.shape[:2]
+        t_idx = matcher(teacher.logits[-1], teacher.boxes[-1], targets)
+        t_logits, t_boxes, valid = self._gt_ordered(teacher.logits[-1], teacher.boxes[-1], t_idx, targets)
+        s_logits, s_boxes = [], []
+        for layer in range(L):
+            s_idx = matcher(student.logits[layer], student.boxes[layer], targets)
+            lg, bx, _ = self._gt_ordered(student.logits[layer], student.boxes[layer], s_idx, targets)
+            s_logits.append(lg)
+            s_boxes.append(bx)
+        return PointPairs(torch.stack(s_logits), torch.stack(s_boxes), t_logits, t_boxes, valid)
+
+    def _gt_ordered(self, logits: Tensor, boxes: Tensor, indices: List[Tuple[Tensor, Tensor]], targets: Targets
+                    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Predictions ``[B, T_max (+1), .]`` in ground-truth order, a validity mask, and (for
+        :class:`SimilarGeneral`) one last point: the mean over the unmatched queries."""
+        B, Q, K = logits.shape
+        T = max([len(t["labels"]) for t in targets] + [1])
+        extra = 1 if self.background else 0
+        out_l = logits.new_zeros(B, T + extra, K)
+        out_b = boxes.new_full((B, T + extra, 4), 0.5)
+        valid = torch.zeros(B, T + extra, dtype=torch.bool, device=logits.device)
+        for b, (q, g) in enumerate(indices):
+            q, g = q.to(logits.device), g.to(logits.device)
+            out_l[b, g] = logits[b, q]
+            out_b[b, g] = boxes[b, q]
+            valid[b, g] = True
+            if self.background:
+                neg = torch.ones(Q, dtype=torch.bool, device=logits.device)
+                neg[q] = False
+                out_l[b, T] = logits[b][neg].mean(0)
+                out_b[b, T] = boxes[b][neg].mean(0)
+                valid[b, T] = True
+        return out_l, out_b, valid
+
+
+class SimilarGeneral(SimilarForeground):
+    """Table 1 "Similar General": Similar Foreground plus one background point per image, the
+    mean prediction of the queries left unmatched in bipartite matching."""
+
+    background = True
+
+    def __init__(self, name: str = "similar_general"):
+        super().__init__(name)

@@ -1,0 +1,235 @@
+#!/usr/bin/env python
+"""Synthetic evidence for KD-DETR: student AP with and without distillation, and its cost.
+
+1. Teacher: reuses ``--teacher`` if the file exists, else trains it with
+   configs/synthetic/dino_r50.py (1000 iterations, ~21 min on 2 CPU cores).
+2. Students, at equal iterations and schedule, for every seed: the R18 student alone
+   (configs/synthetic/dino_r18.py), with KD-DETR (configs/synthetic/dino_r50_r18.py) and with the
+   "inconsistent" baseline of KD-DETR Table 1 (configs/synthetic/ablations/...). Each run goes
+   through train_net.py and is evaluated on synthetic_val by COCOEvaluator every
+   ``--eval-period`` iterations.
+3. Cost: in one process, on the same fixed batches, the time of a student-only training step,
+   of the teacher's inference on the distillation points and of a KD-DETR training step.
+
+Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png``,
+``<out>/runs.json``. Finished runs are reused (delete their folder to re-run).
+
+    .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+ARMS = {
+    "student only (R18)": ("configs/synthetic/dino_r18.py", []),
+    "KD-DETR (R50 -> R18)": ("configs/synthetic/dino_r50_r18.py", []),
+    "inconsistent baseline": ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", []),
+}
+METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+
+
+def log(msg: str) -> None:
+    print(f"[benchmark_kd {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train(config: str, out: str, overrides, log_file: str) -> None:
+    cmd = [sys.executable, "train_net.py", "--config-file", config, f"train.output_dir={out}", *overrides]
+    log(" ".join(cmd[1:]))
+    with open(log_file, "w") as f:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if proc.returncode != 0:
+        raise SystemExit(f"training failed (exit {proc.returncode}), see {log_file}")
+
+
+def evaluations(out: str):
+    """[(iteration, {AP, AP50, ...})] from a run's metrics.json."""
+    rows = []
+    with open(os.path.join(out, "metrics.json")) as f:
+        for line in f:
+            m = json.loads(line)
+            if "bbox/AP" in m:
+                rows.append((m["iteration"] + 1, {k: m.get(f"bbox/{k}", float("nan")) for k in METRICS}))
+    return rows
+
+
+def run_arms(args) -> dict:
+    runs = {}
+    for seed in args.seeds:
+        for arm, (config, extra) in ARMS.items():
+            tag = f"{arm.split()[0].lower().replace('-', '')}_seed{seed}"
+            out = os.path.join(args.output, tag)
+            if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out)):
+                os.makedirs(out, exist_ok=True)
+                t0 = time.perf_counter()
+                overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
+                             f"train.seed={seed}", "train.checkpointer.period=1000000", *extra, *args.opts]
+                if config != "configs/synthetic/dino_r18.py":
+                    overrides.append(f"model.teacher_weights={args.teacher}")
+                train(config, out, overrides, os.path.join(out, "stdout.txt"))
+                log(f"{arm} seed {seed}: {time.perf_counter() - t0:.0f} s, final AP {evaluations(out)[-1][1]['AP']:.1f}")
+            runs.setdefault(arm, {})[seed] = evaluations(out)
+    return runs
+
+
+def fmt(values):
+    values = [v for v in values if v == v]
+    if not values:
+        return "nan"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def table(runs, teacher_eval, iters, seeds) -> str:
+    lines = [f"Synthetic shapes (synthetic_val, 200 images), students at {iters} iterations, seeds {seeds}: "
+             "mean ± sample std over seeds.", "",
+             "| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    if teacher_eval:
+        lines.append("| teacher R50 (1 run) | " + " | ".join(f"{teacher_eval[k]:.1f}" for k in METRICS) + " |")
+    for arm, by_seed in runs.items():
+        finals = [rows[-1][1] for rows in by_seed.values()]
+        lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
+    base = [rows[-1][1]["AP"] for rows in runs["student only (R18)"].values()]
+    kd = [rows[-1][1]["AP"] for rows in runs["KD-DETR (R50 -> R18)"].values()]
+    inc = [rows[-1][1]["AP"] for rows in runs["inconsistent baseline"].values()]
+    gains = [k - b for k, b in zip(kd, base)]
+    lines += ["", f"KD-DETR - student only, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP "
+              f"(mean {statistics.mean(gains):+.1f}); inconsistent - student only: "
+              f"{statistics.mean(inc) - statistics.mean(base):+.1f} AP (mean)."]
+    return "\n".join(lines)
+
+
+def plot(runs, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (arm, by_seed), color in zip(runs.items(), ["tab:gray", "tab:blue", "tab:red"]):
+        for i, rows in enumerate(by_seed.values()):
+            ax.plot([r[0] for r in rows], [r[1]["AP"] for r in rows], "o-", color=color, alpha=0.7,
+                    label=arm if i == 0 else None)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("COCO AP on synthetic_val")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def measure_cost(args) -> str:
+    """Step times on fixed batches: student-only step, teacher inference, KD-DETR step."""
+    import torch
+    from detectron2.config import LazyConfig, instantiate
+
+    from kddetr.data import build_train_loader
+
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
+    cfg.model.teacher_weights = args.teacher
+    device = args.device or cfg.train.device
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).to(device).train()
+    cfg.optimizer.params.model = model.student
+    optimizer = instantiate(cfg.optimizer)
+    cfg.dataloader.train.num_workers = 0
+    loader, _ = build_train_loader(cfg.dataloader.train)
+    it = iter(loader)
+    batches = [next(it) for _ in range(4)]
+    generator = torch.Generator().manual_seed(0)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+    def student_step(batch):
+        losses = model.student(batch)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    def teacher_inference(batch):
+        model.teacher_predictions(batch, model.sample_points(generator))
+
+    def kd_step(batch):
+        losses = model(batch, distill_points=model.sample_points(generator))
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    steps = {"student-only step": student_step, "teacher inference (points)": teacher_inference,
+             "KD-DETR step": kd_step}
+    times = {k: [] for k in steps}
+    for i in range(args.cost_warmup + args.cost_iters):
+        for name, fn in steps.items():  # interleaved, so slow phases of the machine hit all three
+            batch = batches[i % len(batches)]
+            sync()
+            t0 = time.perf_counter()
+            fn(batch)
+            sync()
+            if i >= args.cost_warmup:
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    s, t, kd = med["student-only step"], med["teacher inference (points)"], med["KD-DETR step"]
+    dev = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else \
+        f"CPU, {torch.get_num_threads()} threads"
+    batch = cfg.dataloader.train.total_batch_size
+    return "\n".join([
+        f"Step time, median of {args.cost_iters} steps after {args.cost_warmup} warm-up, batch {batch}, {dev}:", "",
+        "| step | seconds |", "|---|---|",
+        f"| student-only training step (R18) | {s:.3f} |",
+        f"| teacher inference on the points (R50, no_grad) | {t:.3f} |",
+        f"| KD-DETR training step (teacher + fused student pass) | {kd:.3f} |", "",
+        f"KD step / student step = {kd / s:.2f}x; KD step / (student step + teacher inference) = {kd / (s + t):.2f}x.",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default="output/synthetic/dino_r50/model_final.pth")
+    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--eval-period", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", default="output/benchmark_kd")
+    parser.add_argument("--cost-only", action="store_true", help="only measure the step times")
+    parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--cost-iters", type=int, default=10)
+    parser.add_argument("--cost-warmup", type=int, default=3)
+    parser.add_argument("--device", default="", help="for the cost measurement (default: the config's)")
+    parser.add_argument("opts", nargs="*", help="extra key=value overrides for every training run")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    os.makedirs(args.output, exist_ok=True)
+
+    if not os.path.isfile(args.teacher):
+        log(f"no teacher at {args.teacher}: training one with configs/synthetic/dino_r50.py")
+        out = os.path.dirname(args.teacher)
+        train("configs/synthetic/dino_r50.py", out, [], os.path.join(args.output, "teacher_stdout.txt"))
+    report = []
+    if not args.cost_only:
+        teacher_rows = evaluations(os.path.dirname(args.teacher)) if os.path.isfile(
+            os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []
+        runs = run_arms(args)
+        report.append(table(runs, teacher_rows[-1][1] if teacher_rows else None, args.iters, args.seeds))
+        plot(runs, os.path.join(args.output, "ap_vs_iter.png"))
+        with open(os.path.join(args.output, "runs.json"), "w") as f:
+            json.dump(runs, f, indent=1)
+    if not args.skip_cost:
+        log("measuring step times")
+        report.append(measure_cost(args))
+    text = "\n\n".join(report) + "\n"
+    name = "cost.md" if args.cost_only else "results.md"
+    with open(os.path.join(args.output, name), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
