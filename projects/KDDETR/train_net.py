@@ -29,6 +29,7 @@ from kddetr.checkpoint import read_state_dict  # noqa: E402
 from kddetr.data import build_train_loader  # noqa: E402
 from kddetr.distill import KDDETR  # noqa: E402
 from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer  # noqa: E402
+from kddetr.engine.predictor import student_state_dict  # noqa: E402
 from kddetr.engine.setup import (apply_user_dataset, check_device, check_init_checkpoint,  # noqa: E402
                                  check_num_classes, check_override_keys)
 
@@ -56,16 +57,18 @@ def unwrap(model):
 
 
 def load_weights(model, path: str) -> None:
-    """Load ``path`` for evaluation or as initialisation. A distiller takes a distillation
-    checkpoint (``student.*`` keys) whole; any other file initialises its student."""
+    """Load ``path`` for evaluation or as initialisation. A distillation checkpoint
+    (``student.*`` keys) goes into a distiller whole, or into a bare student; any other file
+    into the model, or into a distiller's student (e.g. its ImageNet backbone)."""
     model = unwrap(model)
-    if isinstance(model, KDDETR):
-        checkpointer = DetectionCheckpointer(model)
-        if not any(k.startswith("student.") for k in read_state_dict(path)):
-            checkpointer = DetectionCheckpointer(model.student)
-        checkpointer.load(path)
-    else:
-        DetectionCheckpointer(model).load(path)
+    distill_ckpt = bool(path) and any(k.startswith("student.") for k in read_state_dict(path))
+    if distill_ckpt and not isinstance(model, KDDETR):
+        model.load_state_dict(student_state_dict(path))  # strict: every student tensor
+        logger.info(f"Loaded the student of distillation checkpoint {path}")
+        return
+    if isinstance(model, KDDETR) and not distill_ckpt:
+        model = model.student
+    DetectionCheckpointer(model).load(path)
 
 
 def ddp(cfg, model):
@@ -140,6 +143,8 @@ def main(args):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
 
     if args.eval_only:
+        if "student" in cfg.model:  # a distillation config: evaluate the student, no teacher needed
+            cfg.model = cfg.model.student
         model = ddp(cfg, build_model(cfg))
         load_weights(model, cfg.train.init_checkpoint)
         return do_test(cfg, model)

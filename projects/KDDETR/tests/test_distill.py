@@ -210,3 +210,13 @@ def test_teacher_and_student_must_decode_the_same_points():
     with pytest.raises(ValueError, match="cannot decode the same distillation points"):
         KDDETR(teacher=build_tiny_dino(), student=student, points=[TeacherQueries()], loss=KDDETRLoss(),
                allow_untrained_teacher=True)
+
+
+def test_ema_averages_the_student_only():
+    from kddetr.engine import ModelEMA
+
+    model = build_tiny_kd()
+    ema = ModelEMA(model, decay=0.5)
+    assert ema.state and all(k.startswith("student.") for k in ema.state)
+    with ema.swapped_into(model) as m:  # loads strictly although the teacher is not in the average
+        assert m is model

@@ -53,10 +53,19 @@ def test_distillation_trains_logs_kd_terms_and_evaluates_the_student(distilled):
     assert 0 < n_opt <= student_params
 
 
-def test_eval_only_evaluates_the_same_student(distilled, teacher_ckpt):
+def test_eval_only_evaluates_the_same_student(distilled, tmp_path):
     out, log = distilled
+    # the teacher is neither needed nor built to evaluate the student
     eval_log = run(["--config-file", CONFIG, "--eval-only", f"train.init_checkpoint={out / 'model_final.pth'}",
-                    f"model.teacher_weights={teacher_ckpt}", f"train.output_dir={out}/eval", *FAST])
+                    f"model.teacher_weights={tmp_path}/absent.pth", f"train.output_dir={out}/eval", *FAST])
+    assert ap_row(eval_log) == ap_row(log)
+    # an exported student-only checkpoint evaluates the same
+    from kddetr.engine import export_student
+
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    export_student(cfg, str(out / "model_final.pth"), str(tmp_path / "export"))
+    eval_log = run(["--config-file", CONFIG, "--eval-only", f"train.init_checkpoint={tmp_path}/export/student.pth",
+                    f"train.output_dir={tmp_path}/eval", *FAST])
     assert ap_row(eval_log) == ap_row(log)
 
 
@@ -143,3 +152,21 @@ def test_distillation_config_without_teacher_fails_clearly(tmp_path):
                            f"model.teacher_weights={tmp_path}/missing.pth", f"train.output_dir={tmp_path}", *FAST],
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert proc.returncode != 0 and "missing.pth' does not exist" in proc.stderr
+
+
+def test_kddetr_is_a_registered_meta_architecture(tmp_path):
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    from omegaconf import OmegaConf
+
+    from kddetr.distill import KDDETR
+    from kddetr.engine import add_kddetr_config
+
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    cfg.model.teacher_weights, cfg.model.allow_untrained_teacher = "", True
+    LazyConfig.save(OmegaConf.create({"model": cfg.model}), str(tmp_path / "kd.yaml"))
+    d2 = get_cfg()
+    add_kddetr_config(d2)
+    d2.MODEL.META_ARCHITECTURE, d2.MODEL.KDDETR.MODEL_CONFIG, d2.MODEL.DEVICE = "KDDETR", str(tmp_path / "kd.yaml"), "cpu"
+    model = build_model(d2)
+    assert isinstance(model, KDDETR) and not model.teacher.training

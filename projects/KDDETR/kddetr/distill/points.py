@@ -159,10 +159,11 @@ class SimilarForeground(Inconsistent):
     """Table 1 "Similar Foreground": only the detection queries matched to a ground-truth box
     (Hungarian matching of each model, student matched per layer), paired through that box."""
 
+    #: add one point per image: the mean prediction of the unmatched queries (Similar General)
+    background: bool = False
+
     def __init__(self, name: str = "similar_foreground"):
         super().__init__(name)
-
-    background: bool = False
 
     def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
         L, B = student.logits.shape[:2]
