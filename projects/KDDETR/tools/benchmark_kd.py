@@ -51,14 +51,15 @@ def train(config: str, out: str, overrides, log_file: str) -> None:
         raise SystemExit(f"training failed (exit {proc.returncode}), see {log_file}")
 
 
-def evaluations(out: str):
-    """[(iteration, {AP, AP50, ...})] from a run's metrics.json."""
+def evaluations(out: str, max_iter: int):
+    """[(iterations trained, {AP, AP50, ...})] from a run's metrics.json (periodic evaluations are
+    stored at the 0-based index of their iteration, the final one at ``max_iter``)."""
     rows = []
     with open(os.path.join(out, "metrics.json")) as f:
         for line in f:
             m = json.loads(line)
             if "bbox/AP" in m:
-                rows.append((m["iteration"] + 1, {k: m.get(f"bbox/{k}", float("nan")) for k in METRICS}))
+                rows.append((min(m["iteration"] + 1, max_iter), {k: m.get(f"bbox/{k}", float("nan")) for k in METRICS}))
     return rows
 
 
@@ -68,7 +69,7 @@ def run_arms(args) -> dict:
         for arm, (config, extra) in ARMS.items():
             tag = f"{arm.split()[0].lower().replace('-', '')}_seed{seed}"
             out = os.path.join(args.output, tag)
-            if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out)):
+            if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
                 os.makedirs(out, exist_ok=True)
                 t0 = time.perf_counter()
                 overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
@@ -76,8 +77,9 @@ def run_arms(args) -> dict:
                 if config != "configs/synthetic/dino_r18.py":
                     overrides.append(f"model.teacher_weights={args.teacher}")
                 train(config, out, overrides, os.path.join(out, "stdout.txt"))
-                log(f"{arm} seed {seed}: {time.perf_counter() - t0:.0f} s, final AP {evaluations(out)[-1][1]['AP']:.1f}")
-            runs.setdefault(arm, {})[seed] = evaluations(out)
+                final = evaluations(out, args.iters)[-1][1]["AP"]
+                log(f"{arm} seed {seed}: {time.perf_counter() - t0:.0f} s, final AP {final:.1f}")
+            runs.setdefault(arm, {})[seed] = evaluations(out, args.iters)
     return runs
 
 
@@ -95,7 +97,8 @@ def table(runs, teacher_eval, iters, seeds) -> str:
              "mean ± sample std over seeds.", "",
              "| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     if teacher_eval:
-        lines.append("| teacher R50 (1 run) | " + " | ".join(f"{teacher_eval[k]:.1f}" for k in METRICS) + " |")
+        cells = " | ".join(f"{teacher_eval[k]:.1f}" for k in METRICS)
+        lines.append(f"| teacher R50, configs/synthetic/dino_r50.py (1 run) | {cells} |")
     for arm, by_seed in runs.items():
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
@@ -214,7 +217,7 @@ def main() -> None:
         train("configs/synthetic/dino_r50.py", out, [], os.path.join(args.output, "teacher_stdout.txt"))
     report = []
     if not args.cost_only:
-        teacher_rows = evaluations(os.path.dirname(args.teacher)) if os.path.isfile(
+        teacher_rows = evaluations(os.path.dirname(args.teacher), 10**9) if os.path.isfile(
             os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []
         runs = run_arms(args)
         report.append(table(runs, teacher_rows[-1][1] if teacher_rows else None, args.iters, args.seeds))

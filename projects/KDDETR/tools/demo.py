@@ -59,7 +59,7 @@ def main() -> None:
          ["tools/export_student.py", "--config-file", "configs/synthetic/dino_r50_r18.py",
           "--checkpoint", f"{student_dir}/model_final.pth", "--output-dir", f"{student_dir}/export"])
     subprocess.run([sys.executable, "tools/visualize.py", "--config", f"{student_dir}/export/predictor.yaml",
-                    "--output", png], cwd=ROOT, check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                    "--output", png, "--score-threshold", "0.25"], cwd=ROOT, check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
     keys = ["AP", "AP50", "AP75", "APs", "APm"]
     print("\nCOCO bbox AP on synthetic_val (200 images):\n")
