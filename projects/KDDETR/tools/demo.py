@@ -35,7 +35,8 @@ def final_eval(out: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="output/demo")
+    parser.add_argument("--output", default="output/demo",
+                        help="configs/synthetic/dino_r50_r18.py takes its teacher from output/demo/teacher")
     parser.add_argument("--teacher-iters", type=int, default=250)
     parser.add_argument("--student-iters", type=int, default=200)
     parser.add_argument("opts", nargs="*", help="extra key=value overrides for both trainings")

@@ -160,8 +160,9 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
     if "://" not in path and not os.path.isfile(path):
         raise FileNotFoundError(
             f"KDDETR: teacher checkpoint '{path}' does not exist. Train a teacher with its single-model config "
-            "(e.g. configs/synthetic/dino_r50.py -> output/synthetic/dino_r50/model_final.pth) and set "
-            "model.teacher_weights to it."
+            "and set model.teacher_weights to its model_final.pth (synthetic data: `make demo` trains one to "
+            "output/demo/teacher/ in ~6 min; configs/synthetic/dino_r50.py a stronger one to "
+            "output/synthetic/dino_r50/)."
         )
     state = read_state_dict(path)
     if state and all(k.startswith(TEACHER_PREFIX) or k.startswith("student.") for k in state):
