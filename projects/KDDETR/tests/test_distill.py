@@ -220,3 +220,39 @@ def test_ema_averages_the_student_only():
     assert ema.state and all(k.startswith("student.") for k in ema.state)
     with ema.swapped_into(model) as m:  # loads strictly although the teacher is not in the average
         assert m is model
+
+
+def test_distillation_checkpoint_given_as_teacher(tmp_path):
+    path = tmp_path / "kd.pth"
+    torch.save({"model": build_tiny_kd().state_dict()}, path)  # student.* keys only
+    with pytest.raises(ValueError, match="is a distillation checkpoint"):
+        build_tiny_kd(teacher_weights=str(path))
+
+
+def test_pair_and_option_checks():
+    with pytest.raises(TypeError, match="does not implement the distillation seam"):
+        KDDETR(teacher=torch.nn.Linear(2, 2), student=build_tiny_dino(), points=[], loss=KDDETRLoss(),
+               allow_untrained_teacher=True)
+    with pytest.raises(ValueError, match="distinct names"):
+        build_tiny_kd(points=[GeneralPoints(num=4), GeneralPoints(num=8)])
+    with pytest.raises(ValueError, match="'normal' or 'uniform'"):
+        GeneralPoints(init="gaussian")
+    with pytest.raises(ValueError, match="'all' or 'last'"):
+        KDDETRLoss(layers="first")
+
+
+def test_export_refuses_what_it_cannot_serve(tmp_path):
+    from detectron2.config import get_cfg
+
+    from kddetr.engine import KDDETRStudent, add_kddetr_config
+    from kddetr.engine.predictor import student_state_dict
+
+    path = tmp_path / "single.pth"
+    torch.save({"model": build_tiny_dino().state_dict()}, path)
+    with pytest.raises(ValueError, match="not a distillation checkpoint"):
+        student_state_dict(str(path))
+    cfg = get_cfg()
+    add_kddetr_config(cfg)
+    cfg.MODEL.KDDETR.MODEL_CONFIG = str(tmp_path / "absent.yaml")
+    with pytest.raises(FileNotFoundError, match="student_model.yaml"):
+        KDDETRStudent(cfg)

@@ -170,3 +170,10 @@ def test_kddetr_is_a_registered_meta_architecture(tmp_path):
     d2.MODEL.META_ARCHITECTURE, d2.MODEL.KDDETR.MODEL_CONFIG, d2.MODEL.DEVICE = "KDDETR", str(tmp_path / "kd.yaml"), "cpu"
     model = build_model(d2)
     assert isinstance(model, KDDETR) and not model.teacher.training
+
+
+def test_export_tool_refuses_a_single_model_config(tmp_path):
+    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", "configs/synthetic/dino_r18.py",
+                           "--checkpoint", str(tmp_path / "x.pth"), "--output-dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode != 0 and "is not a distillation config" in proc.stderr
