@@ -153,20 +153,21 @@ def measure_cost(args) -> str:
     generator = torch.Generator().manual_seed(0)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
-    def student_step(batch):
-        losses = model.student(batch)
+    def student_step(i):
+        losses = model.student(batches[i])
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
 
-    def teacher_inference(batch):
-        model.teacher_predictions(batch, model.sample_points(generator))
+    def teacher_inference(i):
+        model.teacher_predictions(batches[i], model.sample_points(generator))
 
     # the points' share of the fused student pass: the same queries decoded, no KD loss
     point_queries = [model.teacher_predictions(b, model.sample_points(generator))[0] for b in batches]
 
-    def student_with_points_step(batch):
-        extra = [QueryGroup(g, Queries(boxes=q.boxes)) for g, q in point_queries[batches.index(batch)].items()]
+    def student_with_points_step(i):
+        batch = batches[i]
+        extra = [QueryGroup(g, Queries(boxes=q.boxes)) for g, q in point_queries[i].items()]
         s = model.student
         images, mask = s.preprocess_image(batch)
         state = s.encode(images, mask)
@@ -175,8 +176,8 @@ def measure_cost(args) -> str:
         (sum(losses.values()) + sum(outs[g.name].logits.sum() * 0.0 for g in extra)).backward()
         optimizer.step()
 
-    def kd_step(batch):
-        losses = model(batch, distill_points=model.sample_points(generator))
+    def kd_step(i):
+        losses = model(batches[i], distill_points=model.sample_points(generator))
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
@@ -186,10 +187,9 @@ def measure_cost(args) -> str:
     times = {k: [] for k in steps}
     for i in range(args.cost_warmup + args.cost_iters):
         for name, fn in steps.items():  # interleaved, so slow phases of the machine hit all three
-            batch = batches[i % len(batches)]
             sync()
             t0 = time.perf_counter()
-            fn(batch)
+            fn(i % len(batches))
             sync()
             if i >= args.cost_warmup:
                 times[name].append(time.perf_counter() - t0)
