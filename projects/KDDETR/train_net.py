@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # configs import
 from kddetr.checkpoint import read_state_dict  # noqa: E402
 from kddetr.data import build_train_loader  # noqa: E402
 from kddetr.distill import KDDETR  # noqa: E402
-from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer  # noqa: E402
+from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap  # noqa: E402
 from kddetr.engine.predictor import student_state_dict  # noqa: E402
 from kddetr.engine.setup import (apply_user_dataset, check_device, check_init_checkpoint,  # noqa: E402
                                  check_num_classes, check_override_keys)
@@ -50,10 +50,6 @@ def build_model(cfg):
     model.to(cfg.train.device)
     logger.info("Model:\n{}".format(model))
     return model
-
-
-def unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 def load_weights(model, path: str) -> None:

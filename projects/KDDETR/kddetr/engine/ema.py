@@ -9,6 +9,8 @@ import torch
 from detectron2.engine import HookBase
 from torch import Tensor, nn
 
+from .trainer import unwrap
+
 
 class ModelEMA:
     """Keeps ``ema = decay * ema + (1 - decay) * weights`` for floating-point parameters and
@@ -19,12 +21,12 @@ class ModelEMA:
         self.decay = decay
         self.device = device or None
         self.state: Dict[str, Tensor] = {
-            k: v.detach().clone().to(self.device or v.device) for k, v in _unwrap(model).state_dict().items()
+            k: v.detach().clone().to(self.device or v.device) for k, v in unwrap(model).state_dict().items()
         }
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for k, v in _unwrap(model).state_dict().items():
+        for k, v in unwrap(model).state_dict().items():
             ema = self.state[k]
             if v.dtype.is_floating_point:
                 ema.mul_(self.decay).add_(v.detach().to(ema.device), alpha=1.0 - self.decay)
@@ -34,7 +36,7 @@ class ModelEMA:
     @contextlib.contextmanager
     def swapped_into(self, model: nn.Module):
         """Temporarily load the EMA weights into ``model`` (for evaluation)."""
-        model = _unwrap(model)
+        model = unwrap(model)
         backup = copy.deepcopy(model.state_dict())
         model.load_state_dict(self.state)
         try:
@@ -59,7 +61,3 @@ class EMAHook(HookBase):
 
     def after_step(self) -> None:
         self.ema.update(self.model)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model

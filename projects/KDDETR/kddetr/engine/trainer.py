@@ -9,6 +9,11 @@ from detectron2.engine import SimpleTrainer
 from torch import Tensor, nn
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
 class Trainer(SimpleTrainer):
     """One optimisation step per iteration, as detrex's trainer.
 
@@ -117,7 +122,7 @@ class DistillTrainer(Trainer):
         self.points_generator = torch.Generator().manual_seed(int(seed) + comm.get_rank())
 
     def forward_model(self, data):
-        distiller = self.model.module if hasattr(self.model, "module") else self.model
+        distiller = unwrap(self.model)
         return self.model(data, distill_points=distiller.sample_points(self.points_generator))
 
     def state_dict(self) -> Dict:
