@@ -34,6 +34,11 @@ ARMS = {
     "KD-DETR (R50 -> R18)": ("configs/synthetic/dino_r50_r18.py", []),
     "inconsistent baseline": ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", []),
 }
+# KD-DETR's other ablations (Tables 1 and 5), added with --ablations
+ABLATIONS = {
+    f"{name.replace('_', ' ')}": (f"configs/synthetic/ablations/dino_r50_r18_{name}.py", [])
+    for name in ("similar_foreground", "similar_general", "general_only", "specific_only", "no_fg_weight")
+}
 METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 
 
@@ -65,9 +70,11 @@ def evaluations(out: str, max_iter: int):
 
 def run_arms(args) -> dict:
     runs = {}
+    arms = {**ARMS, **(ABLATIONS if args.ablations else {})}
     for seed in args.seeds:
-        for arm, (config, extra) in ARMS.items():
-            tag = f"{arm.split()[0].lower().replace('-', '')}_seed{seed}"
+        for arm, (config, extra) in arms.items():
+            tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS else \
+                f"{arm.split()[0].lower().replace('-', '')}_seed{seed}"
             out = os.path.join(args.output, tag)
             if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
                 os.makedirs(out, exist_ok=True)
@@ -119,7 +126,8 @@ def plot(runs, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (arm, by_seed), color in zip(runs.items(), ["tab:gray", "tab:blue", "tab:red"]):
+    colors = ["tab:gray", "tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:green", "tab:olive", "tab:cyan"]
+    for (arm, by_seed), color in zip(runs.items(), colors):
         for i, rows in enumerate(by_seed.values()):
             ax.plot([r[0] for r in rows], [r[1]["AP"] for r in rows], "o-", color=color, alpha=0.7,
                     label=arm if i == 0 else None)
@@ -220,6 +228,9 @@ def main() -> None:
     parser.add_argument("--eval-period", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default="output/benchmark_kd")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also train the other ablation configs (similar foreground/general, general/specific only, "
+                        "no foreground weight)")
     parser.add_argument("--cost-only", action="store_true", help="only measure the step times")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--cost-iters", type=int, default=10)

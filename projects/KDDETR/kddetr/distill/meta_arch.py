@@ -65,7 +65,7 @@ class KDDETR(nn.Module):
         self.teacher.eval()
         # The teacher is not part of the checkpoints: drop it when saving, and do not report
         # its keys as missing when loading (it was loaded from teacher_weights above).
-        self._register_state_dict_hook(_drop_teacher_keys)
+        self.register_state_dict_post_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
 
     @classmethod
@@ -192,10 +192,9 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
                 + (f" ({unused} extra keys in the file ignored)" if unused else ""))
 
 
-def _drop_teacher_keys(module, state_dict, prefix, local_metadata):
+def _drop_teacher_keys(module, state_dict, prefix, local_metadata) -> None:
     for k in [k for k in state_dict if k.startswith(prefix + TEACHER_PREFIX)]:
         del state_dict[k]
-    return state_dict
 
 
 def _ignore_missing_teacher_keys(module, incompatible_keys):
