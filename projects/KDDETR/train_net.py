@@ -57,9 +57,10 @@ def load_weights(model, path: str) -> None:
     (``student.*`` keys) goes into a distiller whole, or into a bare student; any other file
     into the model, or into a distiller's student (e.g. its ImageNet backbone)."""
     model = unwrap(model)
-    distill_ckpt = bool(path) and any(k.startswith("student.") for k in read_state_dict(path))
+    state = read_state_dict(path) if path else {}
+    distill_ckpt = any(k.startswith("student.") for k in state)
     if distill_ckpt and not isinstance(model, KDDETR):
-        model.load_state_dict(student_state_dict(path))  # strict: every student tensor
+        model.load_state_dict(student_state_dict(path, state))  # strict: every student tensor
         logger.info(f"Loaded the student of distillation checkpoint {path}")
         return
     if isinstance(model, KDDETR) and not distill_ckpt:

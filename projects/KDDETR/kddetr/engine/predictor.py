@@ -20,7 +20,7 @@ Then::
 from __future__ import annotations
 
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from detectron2.config import CfgNode as CN
 from detectron2.config import LazyConfig, instantiate
@@ -50,9 +50,10 @@ def KDDETRStudent(cfg: CN):  # noqa: N802  (a meta-architecture name, built like
     return instantiate(LazyConfig.load(path).model)
 
 
-def student_state_dict(path: str) -> Dict[str, Tensor]:
-    """The ``student.*`` tensors of a distillation checkpoint, without the prefix."""
-    state = read_state_dict(path)
+def student_state_dict(path: str, state: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+    """The ``student.*`` tensors of a distillation checkpoint, without the prefix (``state``: the
+    file's state dict if the caller already read it)."""
+    state = read_state_dict(path) if state is None else state
     student = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")}
     if not student:
         raise ValueError(f"'{path}' holds no 'student.*' weights: it is not a distillation checkpoint written by "
