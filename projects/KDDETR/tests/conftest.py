@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny DINO built from the project's own config function, synthetic batches."""
-import importlib.util
+import importlib
 import os
 import sys
 import warnings
@@ -15,12 +15,8 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def load_config_module(relpath: str):
-    """Import a helper module of configs/ (one without relative imports) as a plain module."""
-    path = os.path.join(ROOT, "configs", relpath)
-    spec = importlib.util.spec_from_file_location("cfg_" + relpath.replace("/", "_")[:-3], path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """Import a helper module of configs/ (e.g. ``models/dino.py``) as ``configs.models.dino``."""
+    return importlib.import_module("configs." + relpath[:-3].replace("/", "."))
 
 
 TINY = dict(depth=18, num_classes=6, embed_dim=32, num_heads=4, ffn_dim=64, enc_layers=1, dec_layers=2,
@@ -33,6 +29,29 @@ def build_tiny_dino(**overrides):
     torch.manual_seed(0)
     cfg = load_config_module("models/dino.py").dino(**{**TINY, **overrides})
     return instantiate(cfg)
+
+
+# family -> (config module, builder, extra options); single-scale models read res4 on 64 px images
+FAMILIES = {
+    "dino": ("models/dino.py", "dino", dict(dn_number=6, norm_groups=8)),
+    "deformable_detr": ("models/deformable_detr.py", "deformable_detr", dict(norm_groups=8)),
+    "deformable_detr_refine": ("models/deformable_detr.py", "deformable_detr", dict(norm_groups=8, with_box_refine=True)),
+    "deformable_detr_two_stage": ("models/deformable_detr.py", "deformable_detr",
+                                  dict(norm_groups=8, with_box_refine=True, two_stage=True)),
+    "dab_deformable_detr": ("models/deformable_detr.py", "dab_deformable_detr", dict(norm_groups=8)),
+    "dab_detr": ("models/dab_detr.py", "dab_detr", dict(in_feature="res4")),
+    "conditional_detr": ("models/dab_detr.py", "conditional_detr", dict(in_feature="res4")),
+}
+
+
+def build_tiny(family: str, **overrides):
+    """A tiny detector of ``family`` (see FAMILIES) from the project's own config functions."""
+    from detectron2.config import instantiate
+
+    module, fn, extra = FAMILIES[family]
+    sizes = {k: v for k, v in TINY.items() if k not in ("dn_number", "norm_groups")}
+    torch.manual_seed(0)
+    return instantiate(getattr(load_config_module(module), fn)(**{**sizes, **extra, **overrides}))
 
 
 def synthetic_batch(num_images: int = 2, seed: int = 0, size: int = 64, with_targets: bool = True):

@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """Synthetic evidence for KD-DETR: student AP with and without distillation, and its cost.
 
-1. Teacher: reuses ``--teacher`` if the file exists, else trains it with
-   configs/synthetic/dino_r50.py (1000 iterations, ~21 min on 2 CPU cores).
+``--family`` picks the detector family (dino, dab_detr, deformable_detr, dab_deformable_detr,
+conditional_detr, or ``all``, one after the other); configs are configs/synthetic/<family>_*.py.
+
+1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
+   file exists, else trains it with configs/synthetic/<family>_r50.py (1000 iterations, or
+   ``--teacher-iters``; DINO: ~21 min on 2 CPU cores).
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
-   (configs/synthetic/dino_r18.py), with KD-DETR (configs/synthetic/dino_r50_r18.py) and with the
-   "inconsistent" baseline of KD-DETR Table 1 (configs/synthetic/ablations/...). Each run goes
-   through train_net.py and is evaluated on synthetic_val by COCOEvaluator every
-   ``--eval-period`` iterations.
+   (<family>_r18.py), with KD-DETR (<family>_r50_r18.py) and, for DINO, with the "inconsistent"
+   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...). Each run goes through
+   train_net.py and is evaluated on synthetic_val by COCOEvaluator every ``--eval-period``
+   iterations.
 3. Cost: in one process, on the same fixed batches, the time of a student-only training step,
    of the teacher's inference on the distillation points and of a KD-DETR training step.
 
@@ -15,6 +19,7 @@ Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png
 ``<out>/runs.json``. Finished runs are reused (delete their folder to re-run).
 
     .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
+    .venv/bin/python tools/benchmark_kd.py --family all --teacher-iters 500 --iters 200 --seeds 0 --skip-cost
 """
 from __future__ import annotations
 
@@ -29,11 +34,17 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-ARMS = {
-    "student only (R18)": ("configs/synthetic/dino_r18.py", []),
-    "KD-DETR (R50 -> R18)": ("configs/synthetic/dino_r50_r18.py", []),
-    "inconsistent baseline": ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", []),
-}
+FAMILIES = ["dino", "dab_detr", "deformable_detr", "dab_deformable_detr", "conditional_detr"]
+STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
+
+
+def family_arms(family: str) -> dict:
+    arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
+    if family == "dino":
+        arms["inconsistent baseline"] = ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", [])
+    return arms
+
+
 # KD-DETR's other ablations (Tables 1 and 5), added with --ablations
 ABLATIONS = {
     f"{name.replace('_', ' ')}": (f"configs/synthetic/ablations/dino_r50_r18_{name}.py", [])
@@ -70,7 +81,7 @@ def evaluations(out: str, max_iter: int):
 
 def run_arms(args) -> dict:
     runs = {}
-    arms = {**ARMS, **(ABLATIONS if args.ablations else {})}
+    arms = {**family_arms(args.family), **(ABLATIONS if args.ablations else {})}
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
             tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS else \
@@ -81,7 +92,7 @@ def run_arms(args) -> dict:
                 t0 = time.perf_counter()
                 overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
                              f"train.seed={seed}", "train.checkpointer.period=1000000", *extra, *args.opts]
-                if config != "configs/synthetic/dino_r18.py":
+                if arm != STUDENT:
                     overrides.append(f"model.teacher_weights={args.teacher}")
                 train(config, out, overrides, os.path.join(out, "stdout.txt"))
                 final = evaluations(out, args.iters)[-1][1]["AP"]
@@ -99,23 +110,25 @@ def fmt(values):
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def table(runs, teacher_eval, iters, seeds) -> str:
-    lines = [f"Synthetic shapes (synthetic_val, 200 images), students at {iters} iterations, seeds {seeds}: "
+def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
+    lines = [f"{family}: synthetic shapes (synthetic_val, 200 images), students at {iters} iterations, seeds {seeds}: "
              "mean ± sample std over seeds.", "",
              "| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     if teacher_eval:
         cells = " | ".join(f"{teacher_eval[k]:.1f}" for k in METRICS)
-        lines.append(f"| teacher R50, configs/synthetic/dino_r50.py (1 run) | {cells} |")
+        lines.append(f"| teacher R50, configs/synthetic/{family}_r50.py (1 run) | {cells} |")
     for arm, by_seed in runs.items():
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
-    base = [rows[-1][1]["AP"] for rows in runs["student only (R18)"].values()]
-    kd = [rows[-1][1]["AP"] for rows in runs["KD-DETR (R50 -> R18)"].values()]
-    inc = [rows[-1][1]["AP"] for rows in runs["inconsistent baseline"].values()]
+    base = [rows[-1][1]["AP"] for rows in runs[STUDENT].values()]
+    kd = [rows[-1][1]["AP"] for rows in runs[KD].values()]
     gains = [k - b for k, b in zip(kd, base)]
-    lines += ["", f"KD-DETR - student only, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP "
-              f"(mean {statistics.mean(gains):+.1f}); inconsistent - student only: "
-              f"{statistics.mean(inc) - statistics.mean(base):+.1f} AP (mean)."]
+    summary = f"KD-DETR - student only, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP " \
+              f"(mean {statistics.mean(gains):+.1f})"
+    if "inconsistent baseline" in runs:
+        inc = [rows[-1][1]["AP"] for rows in runs["inconsistent baseline"].values()]
+        summary += f"; inconsistent - student only: {statistics.mean(inc) - statistics.mean(base):+.1f} AP (mean)"
+    lines += ["", summary + "."]
     return "\n".join(lines)
 
 
@@ -147,7 +160,7 @@ def measure_cost(args) -> str:
     from kddetr.data import build_train_loader
     from kddetr.modeling.seam import Queries, QueryGroup
 
-    cfg = LazyConfig.load(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
+    cfg = LazyConfig.load(os.path.join(ROOT, f"configs/synthetic/{args.family}_r50_r18.py"))
     cfg.model.teacher_weights = args.teacher
     device = args.device or cfg.train.device
     torch.manual_seed(0)
@@ -175,7 +188,7 @@ def measure_cost(args) -> str:
 
     def student_with_points_step(i):
         batch = batches[i]
-        extra = [QueryGroup(g, Queries(boxes=q.boxes)) for g, q in point_queries[i].items()]
+        extra = [QueryGroup(g, q.position_only()) for g, q in point_queries[i].items()]
         s = model.student
         images, mask = s.preprocess_image(batch)
         state = s.encode(images, mask)
@@ -223,11 +236,15 @@ def measure_cost(args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", default="output/synthetic/dino_r50/model_final.pth")
+    parser.add_argument("--family", default="dino", choices=FAMILIES + ["all"])
+    parser.add_argument("--teacher", default="", help="default: output/synthetic/<family>_r50/model_final.pth")
+    parser.add_argument("--teacher-iters", type=int, default=0, help="train a missing teacher this long (default: "
+                        "the config's 1000 iterations)")
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--eval-period", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--output", default="output/benchmark_kd")
+    parser.add_argument("--output", default="", help="default: output/benchmark_kd (DINO) or "
+                        "output/benchmark_kd/<family>")
     parser.add_argument("--ablations", action="store_true",
                         help="also train the other ablation configs (similar foreground/general, general/specific only, "
                         "no foreground weight)")
@@ -239,18 +256,34 @@ def main() -> None:
     parser.add_argument("opts", nargs="*", help="extra key=value overrides for every training run")
     args = parser.parse_args()
     os.chdir(ROOT)
-    os.makedirs(args.output, exist_ok=True)
+    families = FAMILIES if args.family == "all" else [args.family]
+    if len(families) > 1 and (args.teacher or args.output):
+        raise SystemExit("--family all picks each family's teacher and output folder; drop --teacher/--output")
+    reports = [run_family(argparse.Namespace(**{**vars(args), "family": f})) for f in families]
+    if len(families) > 1:
+        path = os.path.join("output/benchmark_kd", "families.md")
+        with open(path, "w") as f:
+            f.write("\n\n".join(reports) + "\n")
+        log(f"wrote {path}")
 
+
+def run_family(args) -> str:
+    family = args.family
+    args.teacher = args.teacher or f"output/synthetic/{family}_r50/model_final.pth"
+    args.output = args.output or ("output/benchmark_kd" if family == "dino" else f"output/benchmark_kd/{family}")
+    os.makedirs(args.output, exist_ok=True)
     if not os.path.isfile(args.teacher):
-        log(f"no teacher at {args.teacher}: training one with configs/synthetic/dino_r50.py")
+        config = f"configs/synthetic/{family}_r50.py"
+        log(f"no teacher at {args.teacher}: training one with {config}")
         out = os.path.dirname(args.teacher)
-        train("configs/synthetic/dino_r50.py", out, [], os.path.join(args.output, "teacher_stdout.txt"))
+        overrides = [f"train.max_iter={args.teacher_iters}"] if args.teacher_iters else []
+        train(config, out, overrides, os.path.join(args.output, "teacher_stdout.txt"))
     report = []
     if not args.cost_only:
         teacher_rows = evaluations(os.path.dirname(args.teacher), 10**9) if os.path.isfile(
             os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []
         runs = run_arms(args)
-        report.append(table(runs, teacher_rows[-1][1] if teacher_rows else None, args.iters, args.seeds))
+        report.append(table(runs, teacher_rows[-1][1] if teacher_rows else None, args.iters, args.seeds, family))
         plot(runs, os.path.join(args.output, "ap_vs_iter.png"))
         with open(os.path.join(args.output, "runs.json"), "w") as f:
             json.dump(runs, f, indent=1)
@@ -262,6 +295,7 @@ def main() -> None:
     with open(os.path.join(args.output, name), "w") as f:
         f.write(text)
     print(text)
+    return text
 
 
 if __name__ == "__main__":

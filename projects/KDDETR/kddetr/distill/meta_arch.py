@@ -51,6 +51,8 @@ class KDDETR(nn.Module):
         self.points = nn.ModuleList(points)
         self.teacher_weights = teacher_weights
         check_pair(teacher, student, self.points)
+        for p in self.points:
+            p.bind(student.query_format)
         if teacher_weights:
             load_teacher(teacher, teacher_weights)
         elif not allow_untrained_teacher:
@@ -107,8 +109,8 @@ class KDDETR(nn.Module):
         targets = self.student.prepare_targets(batched_inputs)
         s_state = self.student.encode(images, mask)
         s_default = self.student.default_queries(s_state)
-        # Shared points: the same reference boxes, each model with its own content vectors.
-        extra = [QueryGroup(p.group, Queries(boxes=t_queries[p.group].boxes)) for p in self.points if p.shared]
+        # Shared points: the same query positions (boxes or embeddings), each model with its own content.
+        extra = [QueryGroup(p.group, t_queries[p.group].position_only()) for p in self.points if p.shared]
         losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
 
         matcher = self.student.criterion.matcher
@@ -146,8 +148,13 @@ def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillP
     t_fmt, s_fmt = getattr(teacher, "query_format", None), getattr(student, "query_format", None)
     if t_fmt != s_fmt:
         raise ValueError(
-            f"KDDETR: teacher queries are '{t_fmt}' but student queries are '{s_fmt}': the two decoders "
-            "cannot decode the same distillation points. Pick a teacher/student pair with the same query space."
+            f"KDDETR: the teacher ({type(teacher).__name__}) decodes queries in the space '{t_fmt}' but the "
+            f"student ({type(student).__name__}) in '{s_fmt}', so they cannot decode the same distillation "
+            "points. Box queries ('box_logits': DINO, DAB-DETR, DAB-Deformable DETR, Deformable DETR with "
+            "two_stage=True) mix freely; learned query embeddings ('embedding:<family>:<dim>': Conditional DETR, "
+            "plain Deformable DETR) only pair with the same family and width. Change one side (e.g. "
+            "model.student.two_stage=True and model.student.with_box_refine=True for a Deformable DETR student "
+            "of a box-query teacher)."
         )
     names = [p.name for p in points]
     if len(set(names)) != len(names):

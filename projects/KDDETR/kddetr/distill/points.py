@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..modeling.layers import inverse_sigmoid
-from ..modeling.seam import DecoderOutput, Queries
+from ..modeling.seam import BOX_LOGITS, DecoderOutput, Queries
 
 Targets = Sequence[dict]
 
@@ -66,6 +66,10 @@ class DistillPoints(nn.Module):
     def group(self) -> str:
         return f"kd_{self.name}"
 
+    def bind(self, query_format: str) -> None:
+        """Called by the distiller with the query space both models decode (``box_logits`` or
+        ``embedding:<family>:<dim>``), before any point is drawn."""
+
     def sample(self, generator: torch.Generator) -> Optional[Tensor]:
         """The random part of this step's points (on the CPU), or None if there is none."""
         return None
@@ -80,13 +84,15 @@ class DistillPoints(nn.Module):
 
 
 class GeneralPoints(DistillPoints):
-    """KD-DETR general points: ``num`` random anchor boxes, never learned, shared by the whole
-    batch and by both models.
+    """KD-DETR general points: ``num`` random queries, never learned, shared by the whole
+    batch and by both models. For box queries they are random anchor boxes; for detectors whose
+    queries are learned position embeddings (Conditional DETR, plain Deformable DETR) they are
+    random embeddings ~ N(0, 1), the distribution those embeddings are initialised from.
 
     Args:
         num: M_g (paper: 300 for DAB/Deformable DETR, 900 for DINO).
-        init: ``"normal"``: box logits ~ N(0, 1) (the authors' code); ``"uniform"``: cxcywh
-            ~ U(0, 1) (the paper's text).
+        init: ``"normal"``: box logits (or embeddings) ~ N(0, 1) (the authors' code);
+            ``"uniform"``: cxcywh ~ U(0, 1) (the paper's text; boxes only).
         resample: draw a new set every iteration (authors) or keep one fixed set drawn at build.
         seed: seed of the fixed set (``resample=False``).
     """
@@ -96,13 +102,26 @@ class GeneralPoints(DistillPoints):
         super().__init__(name)
         if init not in ("normal", "uniform"):
             raise ValueError(f"GeneralPoints.init must be 'normal' or 'uniform', got '{init}'")
-        self.num, self.init, self.resample = num, init, resample
-        fixed = self._draw(torch.Generator().manual_seed(seed))
-        self.register_buffer("fixed", fixed, persistent=False)
+        self.num, self.init, self.resample, self.seed = num, init, resample, seed
+        self.query_format, self.dim = BOX_LOGITS, 4
+        self.register_buffer("fixed", self._draw(torch.Generator().manual_seed(seed)), persistent=False)
+
+    def bind(self, query_format: str) -> None:
+        if query_format == BOX_LOGITS:
+            dim = 4
+        elif query_format.startswith("embedding:"):
+            if self.init != "normal":
+                raise ValueError(f"GeneralPoints(init='{self.init}') draws boxes, but the models' queries are "
+                                 f"'{query_format}' (position embeddings): use init='normal'.")
+            dim = int(query_format.rsplit(":", 1)[1])
+        else:
+            raise ValueError(f"GeneralPoints: unknown query space '{query_format}'")
+        self.query_format, self.dim = query_format, dim
+        self.fixed = self._draw(torch.Generator().manual_seed(self.seed)).to(self.fixed.device)
 
     def _draw(self, generator: torch.Generator) -> Tensor:
         if self.init == "normal":
-            return torch.randn(self.num, 4, generator=generator)
+            return torch.randn(self.num, self.dim, generator=generator)
         # keep boxes strictly inside (0, 1) so their logits stay finite
         return inverse_sigmoid(torch.rand(self.num, 4, generator=generator).clamp(1e-4, 1 - 1e-4))
 
@@ -110,17 +129,19 @@ class GeneralPoints(DistillPoints):
         return self._draw(generator) if self.resample else None
 
     def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
-        B = teacher_default.boxes.shape[0]
-        boxes = self.fixed if sampled is None else sampled.to(self.fixed.device, non_blocking=True)
-        return Queries(boxes=boxes.to(teacher_default.boxes.dtype)[None].expand(B, -1, -1))
+        ref = teacher_default.position
+        points = self.fixed if sampled is None else sampled.to(self.fixed.device, non_blocking=True)
+        points = points.to(ref.dtype)[None].expand(ref.shape[0], -1, -1)
+        return Queries(boxes=points) if self.query_format == BOX_LOGITS else Queries(embeds=points)
 
     def extra_repr(self) -> str:
-        return f"num={self.num}, init={self.init}, resample={self.resample}"
+        return f"num={self.num}, init={self.init}, resample={self.resample}, space={self.query_format}"
 
 
 class TeacherQueries(DistillPoints):
     """KD-DETR specific points: the teacher's own detection queries of each image (DINO: its
-    two-stage top-k proposals; DAB-DETR: its learned anchors), detached.
+    two-stage top-k proposals; DAB-DETR: its learned anchors; Conditional DETR: its learned
+    position embeddings), detached; the student decodes them with its own content.
 
     Args:
         num: keep the first ``num`` (None: all of them).
@@ -131,7 +152,7 @@ class TeacherQueries(DistillPoints):
         self.num = num
 
     def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
-        return Queries(boxes=teacher_default.boxes[:, : self.num].detach())
+        return teacher_default.position_only(self.num)
 
     def extra_repr(self) -> str:
         return f"num={self.num}"
@@ -147,7 +168,7 @@ class Inconsistent(DistillPoints):
         super().__init__(name)
 
     def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
-        return Queries(boxes=teacher_default.boxes.detach(), content=teacher_default.content)
+        return teacher_default  # decoded as the teacher decodes them (the teacher runs under no_grad)
 
     def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
         n = min(student.logits.shape[2], teacher.logits.shape[2])

@@ -3,7 +3,8 @@
 ``encode(images) -> EncoderState``
     backbone, neck and encoder.
 ``default_queries(state) -> Queries``
-    the detector's own detection queries (learned, or two-stage proposals for DINO).
+    the detector's own detection queries (learned anchors or embeddings, or two-stage
+    proposals).
 ``decode(state, groups) -> list[DecoderOutput]``
     decodes several :class:`QueryGroup` in **one** decoder pass; a block attention mask
     keeps the groups apart, so each group's output equals a separate pass over it.
@@ -30,6 +31,8 @@ class EncoderState:
     level_start_index: ``[L]`` long tensor, offset of each level in ``S``.
     valid_ratios: ``[B, L, 2]`` (w, h) share of each level that is not padding.
     image_sizes: ``[(h, w)]`` per image, unpadded input size.
+    pos: ``[B, S, D]`` position embedding of the memory, for decoders that add it to the keys
+        of their cross-attention (single-scale DETRs); None for deformable decoders.
     """
 
     memory: Tensor
@@ -39,25 +42,56 @@ class EncoderState:
     level_start_index: Tensor
     valid_ratios: Tensor
     image_sizes: List[Tuple[int, int]]
+    pos: Optional[Tensor] = None
+
+
+#: query spaces (``detector.query_format``): what the *position* part of a query is.
+BOX_LOGITS = "box_logits"  # reference boxes [B, N, 4], inverse-sigmoid cxcywh (DAB, DINO, two-stage)
+
+
+def embedding_format(detector: str, dim: int) -> str:
+    """Query space of detectors whose queries are learned position embeddings ``[B, N, dim]``
+    (Conditional DETR, single-stage Deformable DETR). An embedding only means something to the
+    family that maps it to a reference point, so the family is part of the space."""
+    return f"embedding:{detector}:{dim}"
 
 
 @dataclass
 class Queries:
-    """A set of decoder queries.
+    """A set of decoder queries: a *position* part (``boxes`` or ``embeds``, whichever the
+    detector's ``query_format`` says) and an optional content part.
 
     boxes: ``[B, N, 4]`` reference boxes as *logits* (inverse sigmoid of cxcywh in [0, 1]).
     content: ``[B, N, D]`` content vectors, or None for the detector's default content.
     aux: extra predictions made while choosing the queries (e.g. DINO's encoder
         proposals ``{"logits": [B, N, K], "boxes": [B, N, 4]}``), used by the criterion.
+    embeds: ``[B, N, D]`` learned position embeddings, for detectors whose queries are not
+        boxes (the decoder maps them to reference points).
     """
 
-    boxes: Tensor
+    boxes: Optional[Tensor] = None
     content: Optional[Tensor] = None
     aux: Dict[str, Tensor] = field(default_factory=dict)
+    embeds: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if (self.boxes is None) == (self.embeds is None):
+            raise ValueError("Queries need exactly one position part: boxes or embeds")
+
+    @property
+    def position(self) -> Tensor:
+        """The position part, ``[B, N, 4]`` box logits or ``[B, N, D]`` embeddings."""
+        return self.boxes if self.boxes is not None else self.embeds
 
     @property
     def num(self) -> int:
-        return self.boxes.shape[1]
+        return self.position.shape[1]
+
+    def position_only(self, num: Optional[int] = None) -> "Queries":
+        """The first ``num`` queries' position part, detached, without content: what a second
+        model decodes with its own content vectors (shared distillation points)."""
+        pos = self.position[:, :num].detach()
+        return Queries(boxes=pos) if self.boxes is not None else Queries(embeds=pos)
 
 
 @dataclass

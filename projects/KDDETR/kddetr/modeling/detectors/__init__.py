@@ -1,4 +1,8 @@
 from .base import DETRBase
-from .dino import DINO, DINODecoder
+from .deformable_detr import DABDeformableDETR, DeformableDETR
+from .dino import DINO
+from .multi_scale import MultiScaleDETR
+from .single_scale import ConditionalDETR, DABDETR, SingleScaleDETR
 
-__all__ = ["DETRBase", "DINO", "DINODecoder"]
+__all__ = ["DETRBase", "MultiScaleDETR", "SingleScaleDETR", "DINO", "DeformableDETR", "DABDeformableDETR",
+           "DABDETR", "ConditionalDETR"]

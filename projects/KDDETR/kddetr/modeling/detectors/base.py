@@ -1,7 +1,10 @@
-"""What every DETR of the package shares: input normalisation, targets, top-k inference."""
+"""What every DETR of the package shares: input normalisation, targets, the fused decoding of
+query groups, the training/eval forward and top-k inference."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+import copy
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -11,11 +14,17 @@ from torch import Tensor, nn
 
 from ...data.targets import detr_targets
 from ..layers.box_ops import cxcywh_to_xyxy
-from ..seam import DecoderOutput
+from ..seam import BOX_LOGITS, DecoderOutput, EncoderState, Queries, QueryGroup, fused_attention_mask
 
 
 class DETRBase(nn.Module):
-    """Base class with the Detectron2 I/O of a DETR.
+    """Base class with the Detectron2 I/O of a DETR and the generic half of the seam.
+
+    A detector provides ``encode``, ``default_queries`` and :meth:`embed_queries` (what its
+    decoder makes of a :class:`Queries`), and the attributes ``decoder``, ``class_head``,
+    ``box_head`` (a module shared by all decoder layers or a ModuleList with one per layer),
+    ``criterion`` and ``denoising`` (or None). :meth:`decode`, :meth:`forward` and
+    :meth:`forward_train` are the same for every family.
 
     Args:
         num_classes: K.
@@ -26,12 +35,13 @@ class DETRBase(nn.Module):
 
     #: what a query is, so a distiller can check that teacher and student decode the same
     #: distillation points: reference boxes ``[B, N, 4]`` as inverse-sigmoid cxcywh.
-    query_format: str = "box_logits"
+    query_format: str = BOX_LOGITS
 
     def __init__(self, num_classes: int, pixel_mean: Sequence[float], pixel_std: Sequence[float],
                  select_box_nums_for_evaluation: int = 300, size_divisibility: int = 0):
         super().__init__()
         self.num_classes = num_classes
+        self.denoising: Optional[nn.Module] = None  # DINO's contrastive denoising groups
         self.select_box_nums_for_evaluation = select_box_nums_for_evaluation
         self.size_divisibility = size_divisibility
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
@@ -40,6 +50,63 @@ class DETRBase(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
+
+    # ---- the distillation seam: the generic half -----------------------------------------------
+    def encode(self, images: ImageList, padding_mask: Tensor) -> EncoderState:
+        raise NotImplementedError
+
+    def default_queries(self, state: EncoderState) -> Queries:
+        raise NotImplementedError
+
+    def embed_queries(self, queries: Queries) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        """What the decoder makes of ``queries``: content ``[B, N, D]`` (the detector's default
+        where ``queries.content`` is None), positions ``[B, N, D]`` or None (recomputed from the
+        reference every layer), reference logits ``[B, N, 2 | 4]``."""
+        raise NotImplementedError
+
+    def decode(self, state: EncoderState, groups: Sequence[QueryGroup]) -> List[DecoderOutput]:
+        """Decode all groups in one pass; returns one :class:`DecoderOutput` per group, in order."""
+        parts = [self.embed_queries(g.queries) for g in groups]
+        tgt = torch.cat([p[0] for p in parts], 1)
+        pos = None if parts[0][1] is None else torch.cat([p[1] for p in parts], 1)
+        ref = torch.cat([p[2] for p in parts], 1)
+        mask = fused_attention_mask(groups, tgt.device)
+        L = self.decoder.num_layers
+        out = self.decoder(tgt, ref, pos, state, mask, _per_layer(self.class_head, L), _per_layer(self.box_head, L))
+        sizes = [g.queries.num for g in groups]
+        return [DecoderOutput(*parts) for parts in zip(out.logits.split(sizes, 2), out.boxes.split(sizes, 2),
+                                                        out.hidden.split(sizes, 2))]
+
+    # ---- Detectron2 forward ----------------------------------------------------------------------
+    def forward(self, batched_inputs: List[Dict]):
+        """Training: dict of weighted losses. Eval: ``[{"instances": Instances}]`` per image."""
+        images, padding_mask = self.preprocess_image(batched_inputs)
+        state = self.encode(images, padding_mask)
+        queries = self.default_queries(state)
+        if not self.training:
+            out = self.decode(state, [QueryGroup("det", queries)])[0]
+            return self.inference(out, batched_inputs, state.image_sizes)
+        targets = self.prepare_targets(batched_inputs)
+        losses, _ = self.forward_train(state, queries, targets)
+        return losses
+
+    def forward_train(self, state: EncoderState, queries: Queries, targets, extra_groups: Sequence[QueryGroup] = ()
+                      ) -> Tuple[Dict[str, Tensor], Dict[str, DecoderOutput]]:
+        """Decode detection, denoising (if the detector has it) and ``extra_groups`` in one pass;
+        return the detection losses and every group's output by name."""
+        groups = [QueryGroup("det", queries)]
+        dn = self.denoising(targets) if self.denoising is not None else None
+        if dn is not None:
+            groups.append(dn[0])
+        groups.extend(extra_groups)
+        outputs = dict(zip([g.name for g in groups], self.decode(state, groups)))
+        placeholder = None
+        if self.denoising is not None and dn is None:
+            # no boxes to noise: keep the _dn keys and the denoising embedding in the graph (DDP)
+            placeholder = self.denoising.label_embed.weight.sum() * 0.0
+        losses = self.criterion(outputs["det"], targets, enc=queries.aux,
+                                dn=(outputs["dn"], dn[1]) if dn is not None else None, dn_placeholder=placeholder)
+        return losses, outputs
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Tensor]:
         """Normalise and pad. Returns the ImageList and a ``[B, H, W]`` bool mask, True on padding."""
@@ -87,3 +154,61 @@ class DETRBase(nn.Module):
 def downsample_mask(mask: Tensor, size: Tuple[int, int]) -> Tensor:
     """``[B, H, W]`` bool padding mask -> ``[B, h, w]`` (nearest)."""
     return F.interpolate(mask[None].float(), size=size)[0].to(torch.bool)
+
+
+def valid_ratios(masks: Sequence[Tensor]) -> Tensor:
+    """Per level ``[B, h, w]`` padding masks -> ``[B, L, 2]`` (w, h) share that is not padding."""
+    return torch.stack([torch.stack([(~m[:, 0, :]).sum(1) / m.shape[2], (~m[:, :, 0]).sum(1) / m.shape[1]], -1)
+                        for m in masks], 1)
+
+
+def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Sequence[Tensor],
+                   image_sizes: List[Tuple[int, int]]) -> Tuple[Tensor, Tensor, EncoderState]:
+    """Flatten per-level ``[B, D, h, w]`` features, masks and position embeddings.
+
+    Returns ``src`` ``[B, S, D]``, ``pos`` ``[B, S, D]`` and an :class:`EncoderState` whose memory
+    is ``src`` (the caller replaces it by the encoder output)."""
+    shapes = [(int(f.shape[-2]), int(f.shape[-1])) for f in feats]
+    src = torch.cat([f.flatten(2).transpose(1, 2) for f in feats], 1)
+    pos = torch.cat([p.flatten(2).transpose(1, 2) for p in poss], 1)
+    flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
+    shapes_t = torch.as_tensor(shapes, dtype=torch.long, device=src.device)
+    starts = torch.cat([shapes_t.new_zeros(1), shapes_t.prod(1).cumsum(0)[:-1]])
+    state = EncoderState(memory=src, padding_mask=flat_mask, spatial_shapes=shapes, spatial_shapes_t=shapes_t,
+                         level_start_index=starts, valid_ratios=valid_ratios(masks).to(src.dtype),
+                         image_sizes=image_sizes)
+    return src, pos, state
+
+
+def init_heads(class_heads: Sequence[nn.Module], box_heads: Sequence[nn.Module], size_bias: float = 0.0) -> None:
+    """Class heads start at foreground probability 0.01 (focal loss prior); box heads start at
+    zero offset from their reference, with ``size_bias`` on the (w, h) logits."""
+    prior_bias = -math.log((1 - 0.01) / 0.01)
+    for head in class_heads:
+        nn.init.constant_(head.bias, prior_bias)
+    for head in box_heads:
+        nn.init.constant_(head.layers[-1].weight, 0.0)
+        nn.init.constant_(head.layers[-1].bias, 0.0)
+        nn.init.constant_(head.layers[-1].bias[2:], size_bias)
+
+
+def init_anchor_boxes(embed: nn.Embedding) -> None:
+    """Anchor logits: centres spread uniformly over the image, sizes 0.1 (DAB-DETR's random x, y)."""
+    with torch.no_grad():
+        n = embed.weight.shape[0]
+        boxes = torch.cat([torch.rand(n, 2), torch.full((n, 2), 0.1)], 1).clamp(0.01, 0.99)
+        embed.weight.copy_(torch.log(boxes / (1 - boxes)))
+
+
+def layer_heads(head: nn.Module, num_layers: int, per_layer: bool) -> nn.Module:
+    """One head shared by all layers, or independent copies (box refinement trains one per layer)."""
+    return nn.ModuleList(copy.deepcopy(head) for _ in range(num_layers)) if per_layer else head
+
+
+def _per_layer(head: nn.Module, num_layers: int) -> Sequence[nn.Module]:
+    """A head per decoder layer: the ModuleList itself, or one shared module repeated."""
+    if isinstance(head, nn.ModuleList):
+        if len(head) != num_layers:
+            raise ValueError(f"{len(head)} per-layer heads for {num_layers} decoder layers")
+        return head
+    return [head] * num_layers

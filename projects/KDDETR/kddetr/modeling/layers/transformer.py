@@ -6,16 +6,21 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .mlp import MLP
 from .ms_deform_attn import MSDeformAttn
 
 
 class FFN(nn.Module):
-    """Post-norm feed-forward block: ``norm(x + W2 relu(W1 x))``."""
+    """Post-norm feed-forward block: ``norm(x + W2 act(W1 x))``; ``activation`` is ``"relu"`` or
+    ``"prelu"`` (DAB-DETR)."""
 
-    def __init__(self, embed_dim: int, ffn_dim: int, dropout: float):
+    def __init__(self, embed_dim: int, ffn_dim: int, dropout: float, activation: str = "relu"):
         super().__init__()
+        if activation not in ("relu", "prelu"):
+            raise ValueError(f"FFN activation must be 'relu' or 'prelu', got '{activation}'")
         self.net = nn.Sequential(
-            nn.Linear(embed_dim, ffn_dim), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(embed_dim, ffn_dim), nn.ReLU(inplace=True) if activation == "relu" else nn.PReLU(),
+            nn.Dropout(dropout),
             nn.Linear(ffn_dim, embed_dim), nn.Dropout(dropout),
         )
         self.norm = nn.LayerNorm(embed_dim)
@@ -124,3 +129,44 @@ class DeformableDecoderLayer(nn.Module):
         )
         tgt = self.norm2(tgt + self.dropout(attn))
         return self.ffn(tgt)
+
+
+class TransformerEncoderLayer(nn.Module):
+    """DETR encoder layer over one feature level: self-attention (position added to queries and
+    keys) + FFN, post-norm."""
+
+    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int, dropout: float, activation: str = "relu"):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(embed_dim, num_heads, dropout=dropout, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.ffn = FFN(embed_dim, ffn_dim, dropout, activation)
+
+    def forward(self, src: Tensor, pos: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
+        q = k = src + pos
+        attn = self.self_attn(q, k, src, key_padding_mask=padding_mask, need_weights=False)[0]
+        return self.ffn(self.norm(src + self.dropout(attn)))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerEncoderLayer` (Conditional DETR, DAB-DETR).
+
+    Args:
+        num_layers, embed_dim, num_heads, ffn_dim, dropout: sizes.
+        pos_scale: DAB-DETR scales the position embedding by ``MLP(src)`` in every layer.
+        activation: of the FFNs (DAB-DETR: ``"prelu"``).
+    """
+
+    def __init__(self, num_layers: int = 6, embed_dim: int = 256, num_heads: int = 8, ffn_dim: int = 2048,
+                 dropout: float = 0.0, pos_scale: bool = False, activation: str = "relu"):
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerEncoderLayer(embed_dim, num_heads, ffn_dim, dropout, activation)
+                                    for _ in range(num_layers))
+        self.query_scale = MLP(embed_dim, embed_dim, embed_dim, 2) if pos_scale and num_layers else None
+
+    def forward(self, src: Tensor, pos: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
+        """``src``/``pos`` ``[B, S, D]``, ``padding_mask`` ``[B, S]`` -> memory ``[B, S, D]``."""
+        for layer in self.layers:
+            scaled = pos * self.query_scale(src) if self.query_scale is not None else pos
+            src = layer(src, scaled, padding_mask)
+        return src

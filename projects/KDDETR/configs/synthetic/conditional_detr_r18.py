@@ -1,0 +1,7 @@
+"""Conditional DETR R18 on the embedded synthetic shapes: the student baseline of
+configs/synthetic/conditional_detr_r50_r18.py (same schedule, no teacher)."""
+from ..models.dab_detr import synthetic_conditional_detr
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = synthetic_conditional_detr(depth=18)
+train.output_dir = "./output/synthetic/conditional_detr_r18"

@@ -1,0 +1,7 @@
+"""DAB-Deformable DETR R18 on the embedded synthetic shapes: the student baseline of
+configs/synthetic/dab_deformable_detr_r50_r18.py (same schedule, no teacher)."""
+from ..models.deformable_detr import synthetic_dab_deformable_detr
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = synthetic_dab_deformable_detr(depth=18)
+train.output_dir = "./output/synthetic/dab_deformable_detr_r18"

@@ -1,0 +1,22 @@
+"""KD-DETR on the embedded synthetic shapes: DAB-Deformable DETR R50 teacher -> DAB-Deformable DETR R18 student.
+
+Teacher: train configs/synthetic/dab_deformable_detr_r50.py first (tools/benchmark_kd.py --family dab_deformable_detr
+    does), or point model.teacher_weights at your own.
+Student: from scratch, the schedule of configs/synthetic/dab_deformable_detr_r18.py (equal iterations).
+"""
+from detectron2.config import LazyCall as L
+
+from kddetr.distill import KDDETR
+
+from ..common.kd_detr import kd_loss, kd_points
+from ..models.deformable_detr import synthetic_dab_deformable_detr
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = L(KDDETR)(
+    teacher=synthetic_dab_deformable_detr(depth=50),
+    teacher_weights="output/synthetic/dab_deformable_detr_r50/model_final.pth",
+    student=synthetic_dab_deformable_detr(depth=18),
+    points=kd_points(general=100, specific=True),  # as many general points as detection queries
+    loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
+)
+train.output_dir = "./output/synthetic/dab_deformable_detr_r50_r18"

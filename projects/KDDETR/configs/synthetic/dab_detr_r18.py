@@ -1,0 +1,7 @@
+"""DAB-DETR R18 on the embedded synthetic shapes: the student baseline of
+configs/synthetic/dab_detr_r50_r18.py (same schedule, no teacher)."""
+from ..models.dab_detr import synthetic_dab_detr
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = synthetic_dab_detr(depth=18)
+train.output_dir = "./output/synthetic/dab_detr_r18"
