@@ -1,8 +1,8 @@
 """KD-DETR: DINO R50 teacher -> DINO R18 student, COCO 2017, 12 epochs (paper Table 2).
 
 Teacher: a DINO R50 4-scale checkpoint trained with configs/dino_r50.py (12 or 36 epochs);
-    put it at checkpoints/dino_r50.pth or set model.teacher_weights=... (detrex's published
-    checkpoints use other parameter names; a converter is planned, see README).
+    put it at checkpoints/dino_r50.pth or set model.teacher_weights=...; detrex's published
+    checkpoints go through tools/convert_detrex.py first (see README).
 Student: ImageNet R18 backbone, torchvision's resnet18 converted with detectron2's
     tools/convert-torchvision-to-d2.py to checkpoints/R-18.pkl (train.init_checkpoint loads it
     into the student only).
