@@ -66,3 +66,25 @@ def test_kd_pair_configs_say_where_weights_come_from():
     cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r101_r50.py"))
     assert cfg.model.teacher.backbone.stages.depth == 101 and cfg.model.student.backbone.stages.depth == 50
     assert cfg.train.init_checkpoint.endswith("R-50.pkl")
+
+
+@pytest.mark.parametrize("path, queries, epochs_iters", [
+    ("configs/dab_detr_r50.py", 300, 375000), ("configs/deformable_detr_r50.py", 300, 375000),
+    ("configs/dab_deformable_detr_r50.py", 300, 375000), ("configs/conditional_detr_r101.py", 300, 375000),
+])
+def test_family_configs_keep_the_papers_settings(path, queries, epochs_iters):
+    cfg = LazyConfig.load(os.path.join(ROOT, path))
+    assert cfg.model.num_queries == queries and cfg.train.max_iter == epochs_iters
+    assert cfg.dataloader.train.dataset.names == "coco_2017_train" and cfg.model.num_classes == 80
+    assert cfg.model.encoder.num_layers == 6 and cfg.model.decoder.num_layers == 6
+
+
+def test_pair_configs_use_the_papers_point_counts_and_layer_compression():
+    for path, general in (("configs/dab_detr_r50_r18.py", 300), ("configs/deformable_detr_r50_r18.py", 300),
+                          ("configs/dab_deformable_detr_r50_r18.py", 300), ("configs/dino_r50_r18.py", 900)):
+        assert LazyConfig.load(os.path.join(ROOT, path)).model.points[0].num == general, path
+    for enc, dec in ((2, 6), (6, 4), (6, 2), (4, 4), (2, 2)):
+        cfg = LazyConfig.load(os.path.join(ROOT, f"configs/layer_compression/dab_detr_r50_r18_enc{enc}_dec{dec}.py"))
+        assert (cfg.model.student.encoder.num_layers, cfg.model.student.decoder.num_layers) == (enc, dec)
+        assert (cfg.model.teacher.encoder.num_layers, cfg.model.teacher.decoder.num_layers) == (6, 6)
+        assert cfg.model.loss.layers == "all"  # every student layer -> the teacher's last layer

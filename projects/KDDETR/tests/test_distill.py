@@ -59,7 +59,8 @@ def test_loss_zero_for_a_copy_of_the_teacher_and_positive_otherwise():
     with torch.no_grad():
         for p in student.class_head.parameters():
             p.add_(0.5 * torch.randn_like(p))
-        student.box_head.layers[-1].bias.add_(0.3)
+        for head in student.box_head:  # one head per decoder layer
+            head.layers[-1].bias.add_(0.3)
     kd = {k: v for k, v in model(batch).items() if k.startswith("loss_kd")}
     assert all(v.item() > 1e-3 for v in kd.values()), kd
 
@@ -155,7 +156,7 @@ def test_ablation_point_sets_train(points):
     assert len(kd) == 6 and all(torch.isfinite(v) and v >= 0 for v in kd.values())
     assert kd["loss_kd_cls"] > 0
     sum(losses.values()).backward()
-    assert model.student.class_head.weight.grad.abs().sum() > 0
+    assert model.student.class_head[-1].weight.grad.abs().sum() > 0
 
 
 def test_last_layer_only():
@@ -188,7 +189,7 @@ def test_teacher_parameters_not_loaded(tmp_path):
     with pytest.raises(ValueError, match=r"other shapes .*model.teacher_weights"):
         build_tiny_kd(teacher_weights=str(path))
     state = build_tiny_kd().teacher.state_dict()
-    del state["class_head.weight"], state["level_embed"]
+    del state["class_head.0.weight"], state["level_embed"]
     torch.save({"model": state}, path)
     with pytest.raises(ValueError, match=r"left 2 of \d+ teacher parameters unloaded"):
         build_tiny_kd(teacher_weights=str(path))

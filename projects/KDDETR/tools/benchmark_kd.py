@@ -38,9 +38,9 @@ FAMILIES = ["dino", "dab_detr", "deformable_detr", "dab_deformable_detr", "condi
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 
 
-def family_arms(family: str) -> dict:
+def family_arms(family: str, inconsistent: bool = True) -> dict:
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
-    if family == "dino":
+    if family == "dino" and inconsistent:
         arms["inconsistent baseline"] = ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", [])
     return arms
 
@@ -81,7 +81,7 @@ def evaluations(out: str, max_iter: int):
 
 def run_arms(args) -> dict:
     runs = {}
-    arms = {**family_arms(args.family), **(ABLATIONS if args.ablations else {})}
+    arms = {**family_arms(args.family, not args.no_inconsistent), **(ABLATIONS if args.ablations else {})}
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
             tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS else \
@@ -248,6 +248,7 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true",
                         help="also train the other ablation configs (similar foreground/general, general/specific only, "
                         "no foreground weight)")
+    parser.add_argument("--no-inconsistent", action="store_true", help="skip DINO's inconsistent-baseline arm")
     parser.add_argument("--cost-only", action="store_true", help="only measure the step times")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--cost-iters", type=int, default=10)
