@@ -121,19 +121,14 @@ def detrex_aliases(name: str, model: nn.Module) -> List[str]:
     return out
 
 
-def _from_detrex(key: str, tensor: Tensor, model: nn.Module) -> Tensor:
-    """Tensors whose layout differs: Deformable DETR's two-stage ``pos_trans`` reads the proposal's
-    sine embedding ordered (x, y, w, h); ours is ordered (y, x, w, h) like every other query
-    embedding of the package. Swapping the first two blocks of input columns is its own inverse."""
+def swap_layout(key: str, tensor: Tensor) -> Tensor:
+    """Our layout <-> detrex's for tensors whose layout differs (the swap is its own inverse):
+    Deformable DETR's two-stage ``pos_trans`` reads the proposal's sine embedding ordered
+    (x, y, w, h); ours is ordered (y, x, w, h) like every other query embedding of the package."""
     if key == "pos_trans.weight":
         q = tensor.shape[1] // 4
         return torch.cat([tensor[:, q:2 * q], tensor[:, :q], tensor[:, 2 * q:]], 1)
     return tensor
-
-
-def to_detrex(key: str, tensor: Tensor, model: nn.Module) -> Tensor:
-    """Inverse of the layout change of :func:`convert_detrex_state_dict` (the swap is symmetric)."""
-    return _from_detrex(key, tensor, model)
 
 
 def convert_detrex_state_dict(detrex: Dict[str, Tensor], model: nn.Module
@@ -152,7 +147,7 @@ def convert_detrex_state_dict(detrex: Dict[str, Tensor], model: nn.Module
             problems.append(f"{key}: not in the checkpoint (looked for '{name}')")
             continue
         used.update(found)
-        tensor = _from_detrex(key, detrex[found[0]], model)
+        tensor = swap_layout(key, detrex[found[0]])
         if tuple(tensor.shape) != tuple(mine.shape):
             problems.append(f"{key}: shape {tuple(mine.shape)} but '{found[0]}' has {tuple(tensor.shape)}")
             continue

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import FAMILIES, build_tiny
-from kddetr.convert_detrex import convert_detrex_state_dict, detrex_aliases, detrex_name, to_detrex
+from kddetr.convert_detrex import convert_detrex_state_dict, detrex_aliases, detrex_name, swap_layout
 
 
 def as_detrex(model):
@@ -11,7 +11,7 @@ def as_detrex(model):
     out = {}
     for k, v in model.state_dict().items():
         name = detrex_name(k, model)
-        out[name] = to_detrex(k, v.clone(), model)
+        out[name] = swap_layout(k, v.clone())
         for alias in detrex_aliases(name, model):
             out[alias] = out[name]
     return out

@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 from torch import Tensor, nn
 
 from ..layers import MLP, box_sine_embedding
-from ..seam import EncoderState, Queries, embedding_format
+from ..seam import BOX_LOGITS, EncoderState, Queries, embedding_format
 from .base import init_anchor_boxes, init_heads, layer_heads
 from .multi_scale import MultiScaleDETR, cycled
 
@@ -45,7 +45,7 @@ class DeformableDETR(MultiScaleDETR):
         self.class_head = layer_heads(class_head, L, with_box_refine)
         self.box_head = layer_heads(box_head, L, with_box_refine)
         if two_stage:
-            self.query_format = "box_logits"
+            self.query_format = BOX_LOGITS
             self.build_proposal_heads()
             init_heads([self.enc_class_head], [self.enc_box_head])
             self.pos_trans = nn.Linear(2 * D, 2 * D)
