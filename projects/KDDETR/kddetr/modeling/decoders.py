@@ -73,7 +73,7 @@ class DETRDecoder(nn.Module):
             attn_mask: ``[N, N]`` bool, True = may not attend (the fused groups' block mask).
             class_heads, box_heads: one head per layer (the same module repeated when shared).
         """
-        ref = ref_logits.sigmoid()  # the reference a layer attends with (never back-propagates)
+        ref = ref_logits.sigmoid()  # the reference a layer attends with (detached after layer 0)
         prev = ref_logits  # logits the layer's *prediction* is relative to
         hidden, boxes, logits = [], [], []
         for i in range(self.num_layers):
