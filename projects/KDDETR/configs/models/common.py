@@ -3,7 +3,8 @@ from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import BasicStem, ResNet
 
-from kddetr.modeling import ChannelMapper, HungarianMatcher, SetCriterion
+from kddetr.modeling import (ChannelMapper, DeformableDecoder, DeformableEncoder, HungarianMatcher,
+                             PositionEmbeddingSine, SetCriterion)
 
 RESNET_CHANNELS = {18: (128, 256, 512), 34: (128, 256, 512), 50: (512, 1024, 2048), 101: (512, 1024, 2048)}
 
@@ -47,6 +48,30 @@ def io_defaults():
     """Input normalisation and evaluation keys of every detrex DETR (RGB, ImageNet statistics)."""
     return dict(pixel_mean=[123.675, 116.280, 103.530], pixel_std=[58.395, 57.120, 57.375],
                 select_box_nums_for_evaluation=300, input_format="RGB")
+
+
+def multi_scale_detr(target, depth, num_classes, embed_dim, num_heads, ffn_dim, enc_layers, dec_layers, num_levels,
+                     num_points, num_queries, dropout, norm, freeze_at, norm_groups, class_weight, decoder, **extra):
+    """Backbone -> channel mapper -> deformable encoder/decoder (DINO, Deformable and DAB-Deformable
+    DETR); ``decoder`` holds the DeformableDecoder options of the family, ``extra`` its own arguments."""
+    return L(target)(
+        backbone=resnet(depth, norm, freeze_at),
+        neck=channel_mapper(depth, embed_dim, num_levels, norm_groups),
+        position_embedding=L(PositionEmbeddingSine)(num_pos_feats=embed_dim // 2, temperature=10000, normalize=True,
+                                                    offset=-0.5),
+        encoder=L(DeformableEncoder)(num_layers=enc_layers, embed_dim=embed_dim, num_heads=num_heads, ffn_dim=ffn_dim,
+                                     dropout=dropout, num_levels=num_levels, num_points=num_points),
+        decoder=L(DeformableDecoder)(num_layers=dec_layers, embed_dim=embed_dim, num_heads=num_heads,
+                                     ffn_dim=ffn_dim, dropout=dropout, num_levels=num_levels, num_points=num_points,
+                                     **decoder),
+        criterion=criterion(class_weight=class_weight, cost_class=2.0),
+        num_classes=num_classes,
+        num_queries=num_queries,
+        embed_dim=embed_dim,
+        num_levels=num_levels,
+        **extra,
+        **io_defaults(),
+    )
 
 
 # Small models for the 128 x 128 synthetic shapes on a CPU: narrower transformer, fewer queries and

@@ -1,39 +1,15 @@
 """Deformable DETR (detrex ``deformable_detr_r50``, ``_with_box_refine``, ``_two_stage``) and
 DAB-Deformable DETR (detrex ``dab_deformable_detr_r50``) model configs."""
-from detectron2.config import LazyCall as L
+from kddetr.modeling import DABDeformableDETR, DeformableDETR
 
-from kddetr.modeling import DABDeformableDETR, DeformableDecoder, DeformableDETR, DeformableEncoder, PositionEmbeddingSine
-
-from .common import SYNTHETIC, channel_mapper, criterion, io_defaults, resnet
-
-
-def _multi_scale(target, depth, num_classes, embed_dim, num_heads, ffn_dim, enc_layers, dec_layers, num_levels,
-                 num_points, num_queries, dropout, norm, freeze_at, norm_groups, class_weight, decoder, **extra):
-    return L(target)(
-        backbone=resnet(depth, norm, freeze_at),
-        neck=channel_mapper(depth, embed_dim, num_levels, norm_groups),
-        position_embedding=L(PositionEmbeddingSine)(num_pos_feats=embed_dim // 2, temperature=10000, normalize=True,
-                                                    offset=-0.5),
-        encoder=L(DeformableEncoder)(num_layers=enc_layers, embed_dim=embed_dim, num_heads=num_heads, ffn_dim=ffn_dim,
-                                     dropout=dropout, num_levels=num_levels, num_points=num_points),
-        decoder=L(DeformableDecoder)(num_layers=dec_layers, embed_dim=embed_dim, num_heads=num_heads,
-                                     ffn_dim=ffn_dim, dropout=dropout, num_levels=num_levels, num_points=num_points,
-                                     **decoder),
-        criterion=criterion(class_weight=class_weight, cost_class=2.0),
-        num_classes=num_classes,
-        num_queries=num_queries,
-        embed_dim=embed_dim,
-        num_levels=num_levels,
-        **extra,
-        **io_defaults(),
-    )
+from .common import SYNTHETIC, multi_scale_detr
 
 
 def deformable_detr(depth=50, num_classes=80, embed_dim=256, num_heads=8, ffn_dim=1024, enc_layers=6, dec_layers=6,
                     num_levels=4, num_points=4, num_queries=300, dropout=0.1, norm="FrozenBN", freeze_at=1,
                     norm_groups=32, with_box_refine=False, two_stage=False):
     """Plain Deformable DETR by default (the paper's 43.8 AP R50 model, KD-DETR Table 2)."""
-    return _multi_scale(
+    return multi_scale_detr(
         DeformableDETR, depth, num_classes, embed_dim, num_heads, ffn_dim, enc_layers, dec_layers, num_levels,
         num_points, num_queries, dropout, norm, freeze_at, norm_groups, class_weight=2.0,
         # positions come with the queries; no final norm (post-norm layers)
@@ -46,7 +22,7 @@ def deformable_detr(depth=50, num_classes=80, embed_dim=256, num_heads=8, ffn_di
 def dab_deformable_detr(depth=50, num_classes=80, embed_dim=256, num_heads=8, ffn_dim=2048, enc_layers=6,
                         dec_layers=6, num_levels=4, num_points=4, num_queries=300, dropout=0.0, norm="FrozenBN",
                         freeze_at=1, norm_groups=32):
-    return _multi_scale(
+    return multi_scale_detr(
         DABDeformableDETR, depth, num_classes, embed_dim, num_heads, ffn_dim, enc_layers, dec_layers, num_levels,
         num_points, num_queries, dropout, norm, freeze_at, norm_groups, class_weight=1.0,
         # anchor positions MLP(sine(box)) scaled by MLP(content), per-layer refinement
