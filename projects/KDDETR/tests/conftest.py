@@ -79,6 +79,25 @@ def synthetic_batch(num_images: int = 2, seed: int = 0, size: int = 64, with_tar
     return batch
 
 
+def assert_eval_instances(model) -> None:
+    """Eval forward of ``model`` on two images (one rescaled): Instances of the original size,
+    top-k detections with boxes inside the image, scores in [0, 1] and valid classes."""
+    model.eval()
+    batch = synthetic_batch(2, with_targets=False)
+    batch[1]["height"], batch[1]["width"] = 96, 128  # rescaled to the original size
+    with torch.no_grad():
+        out = model(batch)
+    for inputs, res in zip(batch, out):
+        inst = res["instances"]
+        assert inst.image_size == (inputs["height"], inputs["width"])
+        assert len(inst) == min(model.select_box_nums_for_evaluation, model.num_queries * model.num_classes)
+        b = inst.pred_boxes.tensor
+        assert (b >= 0).all()
+        assert (b[:, 2] <= inputs["width"]).all() and (b[:, 3] <= inputs["height"]).all()
+        assert ((inst.scores >= 0) & (inst.scores <= 1)).all()
+        assert inst.pred_classes.max() < model.num_classes
+
+
 @pytest.fixture
 def tiny_dino():
     return build_tiny_dino()

@@ -1,6 +1,6 @@
 import torch
 
-from conftest import build_tiny_dino, synthetic_batch
+from conftest import assert_eval_instances, build_tiny_dino, synthetic_batch
 from kddetr.modeling.seam import Queries, QueryGroup
 
 
@@ -25,20 +25,7 @@ def test_train_forward_finite_losses_and_gradients_everywhere(tiny_dino):
 
 
 def test_eval_returns_instances_inside_image(tiny_dino):
-    model = tiny_dino.eval()
-    batch = synthetic_batch(2, with_targets=False)
-    batch[1]["height"], batch[1]["width"] = 96, 128  # rescaled to the original size
-    with torch.no_grad():
-        out = model(batch)
-    for inputs, res in zip(batch, out):
-        inst = res["instances"]
-        assert inst.image_size == (inputs["height"], inputs["width"])
-        assert len(inst) == min(model.select_box_nums_for_evaluation, model.num_queries * model.num_classes)
-        b = inst.pred_boxes.tensor
-        assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all()
-        assert (b[:, 2] <= inputs["width"]).all() and (b[:, 3] <= inputs["height"]).all()
-        assert ((inst.scores >= 0) & (inst.scores <= 1)).all()
-        assert inst.pred_classes.max() < model.num_classes
+    assert_eval_instances(tiny_dino)
 
 
 def _decode_setup(model):

@@ -3,7 +3,7 @@ fused decoding of extra query groups, overfitting two images."""
 import pytest
 import torch
 
-from conftest import build_tiny, synthetic_batch
+from conftest import assert_eval_instances, build_tiny, synthetic_batch
 from kddetr.modeling.seam import BOX_LOGITS, Queries, QueryGroup
 
 NEW = ["deformable_detr", "deformable_detr_refine", "deformable_detr_two_stage", "dab_deformable_detr", "dab_detr",
@@ -36,17 +36,7 @@ def test_train_forward_finite_losses_and_gradients_everywhere(family):
 
 @pytest.mark.parametrize("family", NEW)
 def test_eval_returns_instances(family):
-    model = build_tiny(family).eval()
-    batch = synthetic_batch(2, with_targets=False)
-    batch[1]["height"], batch[1]["width"] = 96, 128
-    with torch.no_grad():
-        out = model(batch)
-    for inputs, res in zip(batch, out):
-        inst = res["instances"]
-        assert inst.image_size == (inputs["height"], inputs["width"])
-        assert len(inst) == min(model.select_box_nums_for_evaluation, model.num_queries * model.num_classes)
-        b = inst.pred_boxes.tensor
-        assert (b >= 0).all() and (b[:, 2] <= inputs["width"]).all() and (b[:, 3] <= inputs["height"]).all()
+    assert_eval_instances(build_tiny(family))
 
 
 def _extra_points(model, n=7):
