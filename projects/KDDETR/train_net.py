@@ -78,8 +78,9 @@ def ddp(cfg, model):
 def do_train(args, cfg):
     model = build_model(cfg)
     distill = isinstance(model, KDDETR)
-    # a distiller's optimizer holds the student's parameters only (the teacher is frozen)
-    cfg.optimizer.params.model = model.student if distill else model
+    # a distiller's optimizer holds everything trainable: the student and the distiller's own
+    # parts (DETRDistill's adapter and projection heads); the frozen teacher has no trainable parameter
+    cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     train_loader, sampler = build_train_loader(cfg.dataloader.train)
     check_num_classes(cfg)

@@ -26,7 +26,7 @@ def test_config_instantiates(path):
     model = instantiate(cfg.model)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
     if "optimizer" in cfg:
-        cfg.optimizer.params.model = model.student if distill else model
+        cfg.optimizer.params.model = model  # the teacher is frozen: only trainable parameters enter
         opt = instantiate(cfg.optimizer)
         lrs = {g["lr"] for g in opt.param_groups}
         assert max(lrs) == cfg.optimizer.lr

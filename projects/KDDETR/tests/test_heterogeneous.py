@@ -73,7 +73,7 @@ def test_general_points_for_embedding_queries_are_shared_embeddings():
     model = kd(build_tiny("deformable_detr", depth=50), build_tiny("deformable_detr")).train()
     sampled = model.sample_points(torch.Generator().manual_seed(0))
     assert sampled["general"].shape == (12, model.student.embed_dim)
-    queries, _ = model.teacher_predictions(synthetic_batch(2), sampled)
+    queries = model.teacher_predictions(synthetic_batch(2), sampled).queries
     assert queries["kd_general"].boxes is None and torch.equal(queries["kd_general"].embeds[1], sampled["general"])
     # the specific points are the teacher's learned position embeddings
     t_pos = model.teacher.query_embed.weight[:, : model.teacher.embed_dim]

@@ -8,10 +8,11 @@ conditional_detr, or ``all``, one after the other); configs are configs/syntheti
    file exists, else trains it with configs/synthetic/<family>_r50.py (1000 iterations, or
    ``--teacher-iters``; DINO: ~21 min on 2 CPU cores).
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
-   (<family>_r18.py), with KD-DETR (<family>_r50_r18.py) and, for DINO, with the "inconsistent"
-   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...). Each run goes through
-   train_net.py and is evaluated on synthetic_val by COCOEvaluator every ``--eval-period``
-   iterations.
+   (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
+   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), and with ``--detrdistill``
+   with DETRDistill (detrdistill_<family>_r50_r18.py) and with both distillers
+   (kd_detr_detrdistill_<family>_r50_r18.py). Each run goes through train_net.py and is
+   evaluated on synthetic_val by COCOEvaluator every ``--eval-period`` iterations.
 3. Cost: in one process, on the same fixed batches, the time of a student-only training step,
    of the teacher's inference on the distillation points and of a KD-DETR training step.
 
@@ -20,6 +21,7 @@ Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png
 
     .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
     .venv/bin/python tools/benchmark_kd.py --family all --teacher-iters 500 --iters 200 --seeds 0 --skip-cost
+    .venv/bin/python tools/benchmark_kd.py --detrdistill --no-inconsistent --iters 200 --seeds 0 1 2 --skip-cost
 """
 from __future__ import annotations
 
@@ -36,12 +38,21 @@ sys.path.insert(0, ROOT)
 
 FAMILIES = ["dino", "dab_detr", "deformable_detr", "dab_deformable_detr", "conditional_detr"]
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
+DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
+TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill"}
 
 
-def family_arms(family: str, inconsistent: bool = True) -> dict:
+def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False) -> dict:
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
     if family == "dino" and inconsistent:
         arms["inconsistent baseline"] = ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", [])
+    if detrdistill:
+        for arm, prefix in ((DD, "detrdistill"), (BOTH, "kd_detr_detrdistill")):
+            config = f"configs/synthetic/{prefix}_{family}_r50_r18.py"
+            if not os.path.isfile(os.path.join(ROOT, config)):
+                raise SystemExit(f"--detrdistill: no {config} for the family '{family}' (DETRDistill's synthetic "
+                                 "configs exist for dino)")
+            arms[arm] = (config, [])
     return arms
 
 
@@ -81,11 +92,12 @@ def evaluations(out: str, max_iter: int):
 
 def run_arms(args) -> dict:
     runs = {}
-    arms = {**family_arms(args.family, not args.no_inconsistent), **(ABLATIONS if args.ablations else {})}
+    arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill),
+            **(ABLATIONS if args.ablations else {})}
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
             tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS else \
-                f"{arm.split()[0].lower().replace('-', '')}_seed{seed}"
+                f"{TAGS.get(arm, arm.split()[0].lower())}_seed{seed}"
             out = os.path.join(args.output, tag)
             if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
                 os.makedirs(out, exist_ok=True)
@@ -125,9 +137,11 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
     gains = [k - b for k, b in zip(kd, base)]
     summary = f"KD-DETR - student only, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP " \
               f"(mean {statistics.mean(gains):+.1f})"
-    if "inconsistent baseline" in runs:
-        inc = [rows[-1][1]["AP"] for rows in runs["inconsistent baseline"].values()]
-        summary += f"; inconsistent - student only: {statistics.mean(inc) - statistics.mean(base):+.1f} AP (mean)"
+    for arm, name in (("inconsistent baseline", "inconsistent"), (DD, "DETRDistill"), (BOTH, "KD-DETR + DETRDistill")):
+        if arm in runs:
+            other = [rows[-1][1]["AP"] for rows in runs[arm].values()]
+            per_seed = ", ".join(f"{o - b:+.1f}" for o, b in zip(other, base))
+            summary += f"; {name} - student only: {per_seed} AP (mean {statistics.mean(other) - statistics.mean(base):+.1f})"
     lines += ["", summary + "."]
     return "\n".join(lines)
 
@@ -152,27 +166,49 @@ def plot(runs, path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def fixed_batches(loader_cfg, num: int = 4) -> list:
+    """The first ``num`` training batches of a LazyConfig train loader (in the main process)."""
+    from kddetr.data import build_train_loader
+
+    loader_cfg.num_workers = 0
+    it = iter(build_train_loader(loader_cfg)[0])
+    return [next(it) for _ in range(num)]
+
+
+def interleaved_times(steps: dict, num_batches: int, warmup: int, iters: int, device: str) -> dict:
+    """Median seconds of each ``steps[name](batch_index)`` over ``iters`` rounds after ``warmup``;
+    the steps take turns within a round, so slow phases of the machine hit all of them."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    times = {k: [] for k in steps}
+    for i in range(warmup + iters):
+        for name, fn in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            fn(i % num_batches)
+            sync()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def measure_cost(args) -> str:
     """Step times on fixed batches: student-only step, teacher inference, KD-DETR step."""
     import torch
     from detectron2.config import LazyConfig, instantiate
 
-    from kddetr.data import build_train_loader
-    from kddetr.modeling.seam import Queries, QueryGroup
+    from kddetr.modeling.seam import QueryGroup
 
     cfg = LazyConfig.load(os.path.join(ROOT, f"configs/synthetic/{args.family}_r50_r18.py"))
     cfg.model.teacher_weights = args.teacher
     device = args.device or cfg.train.device
     torch.manual_seed(0)
     model = instantiate(cfg.model).to(device).train()
-    cfg.optimizer.params.model = model.student
+    cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
-    cfg.dataloader.train.num_workers = 0
-    loader, _ = build_train_loader(cfg.dataloader.train)
-    it = iter(loader)
-    batches = [next(it) for _ in range(4)]
+    batches = fixed_batches(cfg.dataloader.train)
     generator = torch.Generator().manual_seed(0)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def student_step(i):
         losses = model.student(batches[i])
@@ -184,7 +220,7 @@ def measure_cost(args) -> str:
         model.teacher_predictions(batches[i], model.sample_points(generator))
 
     # the points' share of the fused student pass: the same queries decoded, no KD loss
-    point_queries = [model.teacher_predictions(b, model.sample_points(generator))[0] for b in batches]
+    point_queries = [model.teacher_predictions(b, model.sample_points(generator)).queries for b in batches]
 
     def student_with_points_step(i):
         batch = batches[i]
@@ -205,16 +241,7 @@ def measure_cost(args) -> str:
 
     steps = {"student-only step": student_step, "teacher inference (points)": teacher_inference,
              "student step + points decoded": student_with_points_step, "KD-DETR step": kd_step}
-    times = {k: [] for k in steps}
-    for i in range(args.cost_warmup + args.cost_iters):
-        for name, fn in steps.items():  # interleaved, so slow phases of the machine hit all three
-            sync()
-            t0 = time.perf_counter()
-            fn(i % len(batches))
-            sync()
-            if i >= args.cost_warmup:
-                times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = interleaved_times(steps, len(batches), args.cost_warmup, args.cost_iters, device)
     s, t, kd = med["student-only step"], med["teacher inference (points)"], med["KD-DETR step"]
     sp = med["student step + points decoded"]
     n_points = sum(q.num for q in point_queries[0].values())
@@ -249,6 +276,8 @@ def main() -> None:
                         help="also train the other ablation configs (similar foreground/general, general/specific only, "
                         "no foreground weight)")
     parser.add_argument("--no-inconsistent", action="store_true", help="skip DINO's inconsistent-baseline arm")
+    parser.add_argument("--detrdistill", action="store_true",
+                        help="also train DETRDistill and KD-DETR + DETRDistill students (DINO)")
     parser.add_argument("--cost-only", action="store_true", help="only measure the step times")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--cost-iters", type=int, default=10)

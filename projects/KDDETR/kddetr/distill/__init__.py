@@ -1,6 +1,9 @@
-"""Everything about teacher -> student: the META_ARCH, distillation points and losses."""
+"""Everything about teacher -> student: the META_ARCH, KD-DETR's distillation points and loss,
+DETRDistill's losses."""
+from .detrdistill import (AssignmentDistillation, DETRDistill, FeatureDistillation, InstanceDistillation,
+                          PredictionMatcher, QueryContrast, stage_map)
 from .kd_detr import KDDETRLoss
-from .meta_arch import KDDETR, check_pair, load_teacher
+from .meta_arch import KDDETR, TeacherStep, check_pair, load_teacher
 from .points import (DistillPoints, GeneralPoints, Inconsistent, PointPairs, SimilarForeground, SimilarGeneral,
                      TeacherQueries)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
@@ -11,23 +12,43 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
 from ..checkpoint import read_state_dict
-from ..modeling.seam import DecoderOutput, Queries, QueryGroup
+from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup
+from .detrdistill import DETRDistill
 from .kd_detr import KDDETRLoss
 from .points import DistillPoints
 
 logger = logging.getLogger(__name__)
 
 TEACHER_PREFIX = "teacher."
+TEACHER_DET = "det"  # the teacher's own detection queries, decoded when DETRDistill needs them
+
+
+@dataclass
+class TeacherStep:
+    """The teacher's side of a training step (all without gradients).
+
+    state: its encoder state; default: its own detection queries;
+    queries, outputs: the queries it decoded and their outputs, by group name (the KD-DETR
+    point groups ``kd_<name>``, and ``"det"`` when DETRDistill is on).
+    """
+
+    state: EncoderState
+    default: Queries
+    queries: Dict[str, Queries]
+    outputs: Dict[str, DecoderOutput]
 
 
 @META_ARCH_REGISTRY.register()
 class KDDETR(nn.Module):
-    """Knowledge distillation of a DETR into a smaller DETR on shared distillation points.
+    """Knowledge distillation of a DETR into a smaller DETR: KD-DETR on shared distillation
+    points, DETRDistill, or both.
 
     Training forward: the teacher (eval mode, no_grad) encodes the images, chooses its own
-    queries and decodes only the distillation points; the student decodes its detection,
-    denoising and distillation queries in one masked pass. Returns the student's detection
-    losses and the ``loss_kd_*`` terms. Eval forward: the student's predictions only.
+    queries and decodes the distillation points (and, for DETRDistill, its own queries); the
+    student decodes its detection, denoising and distillation queries (and DETRDistill's
+    teacher-query group) in one masked pass. Returns the student's detection losses and the
+    ``loss_kd_*`` (KD-DETR) and ``loss_pid_* / loss_fd* / loss_qcl* / *_tqa`` (DETRDistill)
+    terms. Eval forward: the student's predictions only.
 
     The teacher is frozen and left out of ``state_dict()``: checkpoints hold the student (and
     whatever the distiller trains), the teacher always comes from ``teacher_weights``.
@@ -35,8 +56,10 @@ class KDDETR(nn.Module):
     Args:
         teacher, student: detectors implementing the seam (``encode``, ``default_queries``,
             ``decode``, ``forward_train``), with the same classes.
-        points: the distillation point sets (e.g. ``[GeneralPoints(900), TeacherQueries()]``).
-        loss: :class:`KDDETRLoss`.
+        points: KD-DETR's distillation point sets (e.g. ``[GeneralPoints(900), TeacherQueries()]``);
+            empty for DETRDistill alone.
+        loss: :class:`KDDETRLoss` (needed with points).
+        detrdistill: :class:`~kddetr.distill.detrdistill.DETRDistill` or None.
         teacher_weights: checkpoint of the teacher (Detectron2/detrex ``{"model": state_dict}``
             or a bare state dict); every teacher parameter must be in it.
         allow_untrained_teacher: distil from a randomly initialised teacher when
@@ -44,15 +67,26 @@ class KDDETR(nn.Module):
     """
 
     @configurable
-    def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints],
-                 loss: KDDETRLoss, teacher_weights: str = "", allow_untrained_teacher: bool = False):
+    def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints] = (),
+                 loss: Optional[KDDETRLoss] = None, detrdistill: Optional[DETRDistill] = None,
+                 teacher_weights: str = "", allow_untrained_teacher: bool = False):
         super().__init__()
-        self.teacher, self.student, self.loss = teacher, student, loss
+        self.teacher, self.student, self.loss, self.detrdistill = teacher, student, loss, detrdistill
         self.points = nn.ModuleList(points)
         self.teacher_weights = teacher_weights
-        check_pair(teacher, student, self.points)
+        shares = any(p.shared for p in self.points) or (detrdistill is not None and detrdistill.shares_queries)
+        check_pair(teacher, student, self.points, shares_queries=shares)
+        if len(self.points) and loss is None:
+            raise ValueError("KDDETR: model.points are set but model.loss is None; KD-DETR's points need "
+                             "model.loss=L(KDDETRLoss)(...) (configs/common/kd_detr.py: kd_loss()).")
+        if not len(self.points) and detrdistill is None:
+            raise ValueError("KDDETR: nothing to distil: model.points is empty and model.detrdistill is None. "
+                             "Set KD-DETR points (kd_points() in configs/common/kd_detr.py) and/or DETRDistill "
+                             "(detrdistill() in configs/common/detrdistill.py).")
         for p in self.points:
             p.bind(student.query_format)
+        if detrdistill is not None:
+            detrdistill.bind(teacher, student)
         if teacher_weights:
             load_teacher(teacher, teacher_weights)
         elif not allow_untrained_teacher:
@@ -103,37 +137,46 @@ class KDDETR(nn.Module):
             return self.student(batched_inputs)
         if distill_points is None:
             distill_points = self.sample_points(torch.default_generator)
-        t_queries, t_out = self.teacher_predictions(batched_inputs, distill_points)
+        teacher = self.teacher_predictions(batched_inputs, distill_points)
 
         images, mask = self.student.preprocess_image(batched_inputs)
         targets = self.student.prepare_targets(batched_inputs)
         s_state = self.student.encode(images, mask)
         s_default = self.student.default_queries(s_state)
         # Shared points: the same query positions (boxes or embeddings), each model with its own content.
-        extra = [QueryGroup(p.group, t_queries[p.group].position_only()) for p in self.points if p.shared]
+        extra = [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
+        if self.detrdistill is not None:
+            extra += self.detrdistill.student_groups(teacher.default)
         losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
 
-        matcher = self.student.criterion.matcher
-        pairs = [p.pair(s_out[p.group] if p.shared else s_out["det"], t_out[p.group], targets, matcher)
-                 for p in self.points]
-        losses.update(self.loss(pairs))
+        if len(self.points):
+            matcher = self.student.criterion.matcher
+            pairs = [p.pair(s_out[p.group] if p.shared else s_out["det"], teacher.outputs[p.group], targets, matcher)
+                     for p in self.points]
+            losses.update(self.loss(pairs))
+        if self.detrdistill is not None:
+            losses.update(self.detrdistill(s_state, s_out, teacher.state, teacher.outputs[TEACHER_DET], targets,
+                                           self.student.criterion, self.teacher.criterion.matcher))
         return losses
 
     @torch.no_grad()
-    def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]
-                            ) -> Tuple[Dict[str, Queries], Dict[str, DecoderOutput]]:
+    def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]) -> TeacherStep:
         """The teacher's side of a step: its encoder, its own queries, and one decoder pass over
-        every point set. Returns the queries and the outputs by group name."""
+        every point set (and its own queries when DETRDistill needs their predictions)."""
         t_images, t_mask = self.teacher.preprocess_image(batched_inputs)
         t_state = self.teacher.encode(t_images, t_mask)
         t_default = self.teacher.default_queries(t_state)
         t_queries = {p.group: p.teacher_queries(t_default, distill_points.get(p.name)) for p in self.points}
+        if self.detrdistill is not None:
+            t_queries[TEACHER_DET] = t_default
         t_out = self.teacher.decode(t_state, [QueryGroup(g, q) for g, q in t_queries.items()])
-        return t_queries, dict(zip(t_queries, t_out))
+        return TeacherStep(t_state, t_default, t_queries, dict(zip(t_queries, t_out)))
 
 
-def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints]) -> None:
-    """Teacher and student must predict the same classes and decode the same kind of queries."""
+def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints],
+               shares_queries: bool = True) -> None:
+    """Teacher and student must predict the same classes and, when the student decodes the
+    teacher's queries (``shares_queries``), decode the same kind of queries."""
     for role, m in (("teacher", teacher), ("student", student)):
         missing = [f for f in ("encode", "default_queries", "decode", "forward_train") if not hasattr(m, f)]
         if missing:
@@ -146,7 +189,7 @@ def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillP
             "classes: set model.student.num_classes (and model.teacher.num_classes) to the dataset's count."
         )
     t_fmt, s_fmt = getattr(teacher, "query_format", None), getattr(student, "query_format", None)
-    if t_fmt != s_fmt:
+    if shares_queries and t_fmt != s_fmt:
         raise ValueError(
             f"KDDETR: the teacher ({type(teacher).__name__}) decodes queries in the space '{t_fmt}' but the "
             f"student ({type(student).__name__}) in '{s_fmt}', so they cannot decode the same distillation "

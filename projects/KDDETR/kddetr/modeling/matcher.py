@@ -10,6 +10,14 @@ from torch import Tensor, nn
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou
 
 
+def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
+    """Minimum-cost one-to-one assignment of a ``[P, T]`` cost matrix on the CPU (scipy's
+    ``linear_sum_assignment``; rectangular matrices assign ``min(P, T)`` pairs). Returns int64
+    ``(rows, cols)``."""
+    rows, cols = linear_sum_assignment(cost.numpy())
+    return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
+
+
 def focal_class_cost(logits: Tensor, labels: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
     """Focal-loss matching cost (Deformable DETR / DINO). ``[P, K]`` logits, ``[T]`` labels -> ``[P, T]``."""
     prob = logits.sigmoid()
@@ -60,8 +68,4 @@ class HungarianMatcher(nn.Module):
         cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), labels, gt_boxes)
         # One device->host copy for the whole batch: scipy needs the costs on the CPU.
         cost = cost.view(B, Q, -1).cpu()
-        indices = []
-        for i, c in enumerate(cost.split(sizes, -1)):
-            rows, cols = linear_sum_assignment(c[i].numpy())
-            indices.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
-        return indices
+        return [hungarian(c[i]) for i, c in enumerate(cost.split(sizes, -1))]

@@ -33,6 +33,8 @@ class EncoderState:
     image_sizes: ``[(h, w)]`` per image, unpadded input size.
     pos: ``[B, S, D]`` position embedding of the memory, for decoders that add it to the keys
         of their cross-attention (single-scale DETRs); None for deformable decoders.
+    features: ``[B, S, D]`` the encoder's input (neck / input projection output, flattened like
+        the memory), for feature distillation.
     """
 
     memory: Tensor
@@ -43,6 +45,7 @@ class EncoderState:
     valid_ratios: Tensor
     image_sizes: List[Tuple[int, int]]
     pos: Optional[Tensor] = None
+    features: Optional[Tensor] = None
 
 
 #: query spaces (``detector.query_format``): what the *position* part of a query is.

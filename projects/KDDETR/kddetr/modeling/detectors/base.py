@@ -167,7 +167,7 @@ def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Seque
     """Flatten per-level ``[B, D, h, w]`` features, masks and position embeddings.
 
     Returns ``src`` ``[B, S, D]``, ``pos`` ``[B, S, D]`` and an :class:`EncoderState` whose memory
-    is ``src`` (the caller replaces it by the encoder output)."""
+    and features are ``src`` (the caller replaces the memory by the encoder output)."""
     shapes = [(int(f.shape[-2]), int(f.shape[-1])) for f in feats]
     src = torch.cat([f.flatten(2).transpose(1, 2) for f in feats], 1)
     pos = torch.cat([p.flatten(2).transpose(1, 2) for p in poss], 1)
@@ -176,7 +176,7 @@ def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Seque
     starts = torch.cat([shapes_t.new_zeros(1), shapes_t.prod(1).cumsum(0)[:-1]])
     state = EncoderState(memory=src, padding_mask=flat_mask, spatial_shapes=shapes, spatial_shapes_t=shapes_t,
                          level_start_index=starts, valid_ratios=valid_ratios(masks).to(src.dtype),
-                         image_sizes=image_sizes)
+                         image_sizes=image_sizes, features=src)
     return src, pos, state
 
 
