@@ -1,6 +1,6 @@
 import torch
 
-from conftest import assert_eval_instances, build_tiny_dino, synthetic_batch
+from conftest import assert_eval_instances, build_tiny_dino, overfit, synthetic_batch
 from kddetr.modeling.seam import Queries, QueryGroup
 
 
@@ -77,20 +77,7 @@ def test_tiny_dino_overfits_two_images():
     torch.manual_seed(0)
     model = build_tiny_dino(embed_dim=64, ffn_dim=128, dec_layers=2, num_queries=30).train()
     batch = synthetic_batch(2, seed=3)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    first = None
-    window = []
-    for it in range(100):
-        losses = model(batch)
-        total = sum(losses.values())
-        opt.zero_grad()
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-        opt.step()
-        if it < 5:
-            window.append(total.item())
-        first = sum(window) / len(window) if it == 4 else first
-        last = total.item()
+    first, last = overfit(model, batch)
     assert last < 0.5 * first, f"loss went from {first:.2f} to {last:.2f}"
 
 

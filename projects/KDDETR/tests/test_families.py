@@ -3,7 +3,7 @@ fused decoding of extra query groups, overfitting two images."""
 import pytest
 import torch
 
-from conftest import assert_eval_instances, build_tiny, synthetic_batch
+from conftest import assert_eval_instances, build_tiny, overfit, synthetic_batch
 from kddetr.modeling.seam import BOX_LOGITS, Queries, QueryGroup
 
 NEW = ["deformable_detr", "deformable_detr_refine", "deformable_detr_two_stage", "dab_deformable_detr", "dab_detr",
@@ -66,16 +66,5 @@ def test_tiny_model_overfits_two_images(family):
     torch.manual_seed(0)
     model = build_tiny(family, embed_dim=64, ffn_dim=128, dec_layers=2, num_queries=30).train()
     batch = synthetic_batch(2, seed=3)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    window = []
-    for it in range(100):
-        total = sum(model(batch).values())
-        opt.zero_grad()
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-        opt.step()
-        if it < 5:
-            window.append(total.item())
-        last = total.item()
-    first = sum(window) / len(window)
+    first, last = overfit(model, batch)
     assert last < 0.5 * first, f"loss went from {first:.2f} to {last:.2f}"

@@ -40,7 +40,11 @@ def main() -> None:
     import torch
     from detectron2.config import LazyConfig, instantiate
 
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    from kddetr.engine.setup import check_override_keys
+
+    cfg = LazyConfig.load(args.config_file)
+    check_override_keys(cfg, args.opts, args.config_file)
+    cfg = LazyConfig.apply_overrides(cfg, args.opts)
     cfg.model.detrdistill = None
     model = instantiate(cfg.model).eval()
     with torch.no_grad():

@@ -34,6 +34,7 @@ from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup
 
 Targets = Sequence[Dict[str, Tensor]]
 Match = Tuple[Tensor, Tensor]  # (student query index, teacher query index), int64 on the CPU
+Pairs = Tuple[Tensor, Tensor, Tensor]  # one layer's matches, flat: (image, student query, teacher query) on the device
 
 
 def stage_map(student_layers: int, teacher_layers: int) -> List[int]:
@@ -119,7 +120,7 @@ class PredictionMatcher(nn.Module):
         return [hungarian(c) for c in cost]
 
 
-def _gather_pairs(matches: Sequence[Match], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+def _gather_pairs(matches: Sequence[Match], device: torch.device) -> Pairs:
     """Per-image matches -> flat (image, student query, teacher query) index tensors."""
     img = torch.cat([torch.full_like(s, i) for i, (s, _) in enumerate(matches)]).to(device)
     return img, torch.cat([s for s, _ in matches]).to(device), torch.cat([t for _, t in matches]).to(device)
@@ -147,20 +148,20 @@ class InstanceDistillation(nn.Module):
         self.weights = dict(weights or {"cls": 1.0, "l1": 5.0, "giou": 2.0})
         self.target_aware = target_aware
 
-    def forward(self, student: DecoderOutput, teacher: DecoderOutput, matches: Sequence[Sequence[Match]],
+    def forward(self, student: DecoderOutput, teacher: DecoderOutput, pairs: Sequence[Pairs],
                 stages: Sequence[int], scores: Optional[Tensor]) -> Dict[str, Tensor]:
         """
         Args:
             student: the student's detection output ``[L_s, B, P, .]``.
             teacher: the teacher's detection output ``[L_t, B, T, .]``.
-            matches: per student layer, per image ``(student_idx, teacher_idx)``.
+            pairs: per student layer, its matched ``(image, student_idx, teacher_idx)``.
             stages: teacher layer of each student layer.
             scores: ``[L_t, B, T, K]`` target-aware scores (needed when ``target_aware``).
         """
         L = student.logits.shape[0]
         losses = {}
         for l in range(L):
-            img, s_idx, t_idx = _gather_pairs(matches[l], student.logits.device)
+            img, s_idx, t_idx = pairs[l]
             t = stages[l]
             s_logits, t_logits = student.logits[l][img, s_idx].float(), teacher.logits[t][img, t_idx].float()
             s_boxes, t_boxes = student.boxes[l][img, s_idx].float(), teacher.boxes[t][img, t_idx].float()
@@ -291,12 +292,12 @@ class QueryContrast(nn.Module):
         self.student_proj = self._head(student_dim, 2 * teacher_dim, out)
         self.teacher_proj = self._head(teacher_dim, 2 * teacher_dim, out)
 
-    def forward(self, student: DecoderOutput, teacher: DecoderOutput, matches: Sequence[Sequence[Match]],
+    def forward(self, student: DecoderOutput, teacher: DecoderOutput, pairs: Sequence[Pairs],
                 stages: Sequence[int]) -> Dict[str, Tensor]:
         L = student.hidden.shape[0]
         losses = {}
         for l in range(L):
-            img, s_idx, t_idx = _gather_pairs(matches[l], student.hidden.device)
+            img, s_idx, t_idx = pairs[l]
             s = F.normalize(self.student_proj(student.hidden[l][img, s_idx]).float(), dim=-1)
             t = F.normalize(self.teacher_proj(teacher.hidden[stages[l]][img, t_idx].detach()).float(), dim=-1)
             logits = t @ s.t() / self.temperature  # [M, M]; row i's positive is column i
@@ -416,11 +417,12 @@ class DETRDistill(nn.Module):
             scores = target_aware_scores(t_det.logits, t_det.boxes, targets)  # [L_t, B, T, K]
         if self.instance is not None or self.query_contrast is not None:
             flat = self.matcher(s_det.logits, s_det.boxes, t_det.logits[stages], t_det.boxes[stages])
-            matches = [flat[l * B:(l + 1) * B] for l in range(L_s)]
+            # flattened once, used by both components
+            pairs = [_gather_pairs(flat[l * B:(l + 1) * B], s_det.logits.device) for l in range(L_s)]
             if self.instance is not None:
-                losses.update(self.instance(s_det, t_det, matches, stages, scores))
+                losses.update(self.instance(s_det, t_det, pairs, stages, scores))
             if self.query_contrast is not None:
-                losses.update(self.query_contrast(s_det, t_det, matches, stages))
+                losses.update(self.query_contrast(s_det, t_det, pairs, stages))
         if self.feature is not None:
             losses.update(self.feature(s_state, t_state, t_det, scores))
         if self.assignment is not None:
