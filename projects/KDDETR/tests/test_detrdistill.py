@@ -224,6 +224,8 @@ def test_build_errors_name_the_fix():
     teacher, student = build_tiny_dino(embed_dim=48, ffn_dim=96), build_tiny_dino()
     with pytest.raises(ValueError, match="every component is switched off"):
         DETRDistill()
+    with pytest.raises(ValueError, match="'all' or 'last'"):
+        FeatureDistillation(stages="first")
     with pytest.raises(ValueError, match="nothing to distil"):
         KDDETR(teacher=teacher, student=student, allow_untrained_teacher=True)
     with pytest.raises(ValueError, match="model.loss is None"):
