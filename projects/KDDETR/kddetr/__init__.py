@@ -1,4 +1,4 @@
 """KD-DETR: knowledge distillation for DETR detectors, as a Detectron2 project."""
-from . import data, distill, engine, modeling  # noqa: F401  (registers datasets and meta-architectures)
+from . import data, distill, engine, export, modeling  # noqa: F401  (registers datasets and meta-architectures)
 
 __version__ = "0.1.0"

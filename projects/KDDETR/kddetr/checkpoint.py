@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pickle
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -22,3 +22,14 @@ def read_state_dict(path: str) -> Dict[str, Tensor]:
     state = data.get("model", data) if isinstance(data, dict) else data
     return {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state.items()
             if isinstance(v, (Tensor, np.ndarray))}
+
+
+def student_state_dict(path: str, state: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+    """The ``student.*`` tensors of a distillation checkpoint, without the prefix (``state``: the
+    file's state dict if the caller already read it)."""
+    state = read_state_dict(path) if state is None else state
+    student = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")}
+    if not student:
+        raise ValueError(f"'{path}' holds no 'student.*' weights: it is not a distillation checkpoint written by "
+                         "train_net.py with a KDDETR config.")
+    return student

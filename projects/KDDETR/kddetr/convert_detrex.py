@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
-from .modeling.detectors import DINO, ConditionalDETR, DABDeformableDETR, DABDETR, DeformableDETR, SingleScaleDETR
+from .modeling.detectors import DABDETR, DINO, ConditionalDETR, DABDeformableDETR, DeformableDETR, SingleScaleDETR
 
 FAMILIES = (DINO, DABDETR, DeformableDETR, DABDeformableDETR, ConditionalDETR)
 

@@ -2,9 +2,7 @@
 from .datasets import build_train_loader, register_user_coco
 from .mapper import DetrDatasetMapper
 from .synthetic import register_synthetic_datasets
-from .targets import detr_targets, normalized_cxcywh
 
 register_synthetic_datasets()
 
-__all__ = ["DetrDatasetMapper", "build_train_loader", "detr_targets", "normalized_cxcywh",
-           "register_synthetic_datasets", "register_user_coco"]
+__all__ = ["DetrDatasetMapper", "build_train_loader", "register_synthetic_datasets", "register_user_coco"]

@@ -10,8 +10,6 @@ import torch
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
-from .targets import normalized_cxcywh
-
 logger = logging.getLogger(__name__)
 
 
@@ -19,8 +17,8 @@ class DetrDatasetMapper:
     """Reads an image, applies DETR augmentation and builds the targets.
 
     Training applies ``augmentation`` or, with probability 0.5, ``augmentation_with_crop``
-    (DETR's random-crop branch). Instances carry Detectron2's ``gt_boxes`` (absolute xyxy)
-    and ``gt_boxes_cxcywh`` ``[N, 4]`` normalised to the augmented image.
+    (DETR's random-crop branch). Instances carry Detectron2's ``gt_boxes`` (absolute xyxy of the
+    augmented image) and ``gt_classes``; the detector normalises them (``prepare_targets``).
 
     Args:
         augmentation: list of Detectron2 augmentations.
@@ -29,7 +27,8 @@ class DetrDatasetMapper:
         img_format: ``"RGB"`` or ``"BGR"``, must match the model's ``input_format``.
     """
 
-    def __init__(self, augmentation: List[T.Augmentation], augmentation_with_crop: Optional[List[T.Augmentation]] = None,
+    def __init__(self, augmentation: List[T.Augmentation],
+                 augmentation_with_crop: Optional[List[T.Augmentation]] = None,
                  is_train: bool = True, img_format: str = "RGB"):
         self.augmentation = T.AugmentationList(augmentation)
         self.augmentation_with_crop = T.AugmentationList(augmentation_with_crop) if augmentation_with_crop else None
@@ -68,6 +67,5 @@ class DetrDatasetMapper:
             if obj.get("iscrowd", 0) == 0
         ]
         instances = utils.filter_empty_instances(utils.annotations_to_instances(annos, (h, w)))
-        instances.gt_boxes_cxcywh = normalized_cxcywh(instances.gt_boxes.tensor, (h, w))
         dataset_dict["instances"] = instances
         return dataset_dict

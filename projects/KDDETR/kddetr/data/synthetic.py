@@ -76,13 +76,15 @@ def _shape_mask(rng: np.random.Generator, cls: int, size: int, cx: float, cy: fl
         if name == "square":
             pts = [(np.cos(angle + k * np.pi / 2) * r * 1.2, np.sin(angle + k * np.pi / 2) * r * 1.2) for k in range(4)]
         elif name == "triangle":
-            pts = [(np.cos(angle + k * 2 * np.pi / 3) * r * 1.15, np.sin(angle + k * 2 * np.pi / 3) * r * 1.15) for k in range(3)]
+            corners = [angle + k * 2 * np.pi / 3 for k in range(3)]
+            pts = [(np.cos(a) * r * 1.15, np.sin(a) * r * 1.15) for a in corners]
         elif name == "star":
             pts = [(np.cos(angle + k * np.pi / 5) * r * (1.1 if k % 2 == 0 else 0.45),
                     np.sin(angle + k * np.pi / 5) * r * (1.1 if k % 2 == 0 else 0.45)) for k in range(10)]
         else:  # cross: a plus sign of two bars
             t = r * 0.33
-            arm = [(-r, -t), (-t, -t), (-t, -r), (t, -r), (t, -t), (r, -t), (r, t), (t, t), (t, r), (-t, r), (-t, t), (-r, t)]
+            arm = [(-r, -t), (-t, -t), (-t, -r), (t, -r), (t, -t), (r, -t),
+                   (r, t), (t, t), (t, r), (-t, r), (-t, t), (-r, t)]
             c, s_ = np.cos(angle / 4), np.sin(angle / 4)
             pts = [(x * c - y * s_, x * s_ + y * c) for x, y in arm]
         poly = np.array([[cx + x, cy + y] for x, y in pts], dtype=np.float32)
@@ -227,8 +229,9 @@ def register_synthetic_datasets() -> None:
         DatasetCatalog.register("synthetic_val_mini", lambda: load_coco_json(
             mini_split(ensure_generated()), os.path.join(root, "val"), "synthetic_val_mini"))
         MetadataCatalog.get("synthetic_val_mini").set(
-            thing_classes=list(CLASSES), thing_colors=list(COLORS), evaluator_type="coco",
-            json_file=os.path.join(root, "annotations", "instances_val_mini.json"), image_root=os.path.join(root, "val"))
+            thing_classes=list(CLASSES), thing_colors=list(COLORS), evaluator_type="coco", generated_on_first_use=True,
+            json_file=os.path.join(root, "annotations", "instances_val_mini.json"),
+            image_root=os.path.join(root, "val"))
     for split in SPLITS:
         name = f"synthetic_{split}"
         if name in DatasetCatalog.list():
@@ -246,4 +249,5 @@ def register_synthetic_datasets() -> None:
             json_file=os.path.join(root, "annotations", f"instances_{split}.json"),
             image_root=os.path.join(root, split),
             evaluator_type="coco",
+            generated_on_first_use=True,  # train_net.py's start-up check does not ask for the files
         )

@@ -1,10 +1,44 @@
 """Everything about teacher -> student: the META_ARCH, KD-DETR's distillation points and loss,
 DETRDistill's losses."""
-from .detrdistill import (AssignmentDistillation, DETRDistill, FeatureDistillation, InstanceDistillation,
-                          PredictionMatcher, QueryContrast, stage_map)
+from .detrdistill import (
+                          AssignmentDistillation,
+                          DETRDistill,
+                          FeatureDistillation,
+                          InstanceDistillation,
+                          PredictionMatcher,
+                          QueryContrast,
+                          stage_map,
+)
 from .kd_detr import KDDETRLoss
 from .meta_arch import KDDETR, TeacherStep, check_pair, load_teacher
-from .points import (DistillPoints, GeneralPoints, Inconsistent, PointPairs, SimilarForeground, SimilarGeneral,
-                     TeacherQueries)
+from .points import (
+                          DistillPoints,
+                          GeneralPoints,
+                          Inconsistent,
+                          PointPairs,
+                          SimilarForeground,
+                          SimilarGeneral,
+                          TeacherQueries,
+)
 
-__all__ = [k for k in dir() if not k.startswith("_")]
+__all__ = [
+    "AssignmentDistillation",
+    "DETRDistill",
+    "FeatureDistillation",
+    "InstanceDistillation",
+    "PredictionMatcher",
+    "QueryContrast",
+    "stage_map",
+    "KDDETRLoss",
+    "KDDETR",
+    "TeacherStep",
+    "check_pair",
+    "load_teacher",
+    "DistillPoints",
+    "GeneralPoints",
+    "Inconsistent",
+    "PointPairs",
+    "SimilarForeground",
+    "SimilarGeneral",
+    "TeacherQueries",
+]

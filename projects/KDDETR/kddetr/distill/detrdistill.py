@@ -30,9 +30,8 @@ from torchvision.ops import box_iou
 from ..modeling.criterion import layer_suffix
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou, generalized_box_iou_loss
 from ..modeling.matcher import hungarian
-from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup
+from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, Targets
 
-Targets = Sequence[Dict[str, Tensor]]
 Match = Tuple[Tensor, Tensor]  # (student query index, teacher query index), int64 on the CPU
 Pairs = Tuple[Tensor, Tensor, Tensor]  # one layer's matches, flat: (image, student query, teacher query) on the device
 
@@ -40,12 +39,12 @@ Pairs = Tuple[Tensor, Tensor, Tensor]  # one layer's matches, flat: (image, stud
 def stage_map(student_layers: int, teacher_layers: int) -> List[int]:
     """Teacher decoder layer ("stage") distilled into each student layer.
 
-    Student layer ``l`` (0-based, of ``L_s``) learns from teacher layer
-    ``ceil((l + 1) * L_t / L_s) - 1``: equal depths pair layer by layer (the authors' code), the
+    Student layer ``i`` (0-based, of ``L_s``) learns from teacher layer
+    ``ceil((i + 1) * L_t / L_s) - 1``: equal depths pair layer by layer (the authors' code), the
     last layers always meet, and a shallower student skips teacher stages evenly (6 -> 2 layers:
     ``[2, 5]``; 6 -> 4: ``[1, 2, 4, 5]``); a deeper student repeats them.
     """
-    return [math.ceil((l + 1) * teacher_layers / student_layers) - 1 for l in range(student_layers)]
+    return [math.ceil((layer + 1) * teacher_layers / student_layers) - 1 for layer in range(student_layers)]
 
 
 def soft_bce(s_logits: Tensor, t_logits: Tensor) -> Tensor:
@@ -107,7 +106,8 @@ class PredictionMatcher(nn.Module):
         bce = -(F.logsigmoid(s_logits) @ p_t.transpose(-1, -2) + F.logsigmoid(-s_logits) @ (1 - p_t).transpose(-1, -2))
         entropy = F.binary_cross_entropy_with_logits(t_logits, p_t, reduction="none").sum(-1)
         c_l1 = torch.cdist(s_boxes, t_boxes, p=1)
-        c_giou = -torch.stack([generalized_box_iou(cxcywh_to_xyxy(a), cxcywh_to_xyxy(b)) for a, b in zip(s_boxes, t_boxes)])
+        c_giou = -torch.stack([generalized_box_iou(cxcywh_to_xyxy(a), cxcywh_to_xyxy(b))
+                               for a, b in zip(s_boxes, t_boxes)])
         cost = self.cost_class * (bce - entropy[..., None, :]) + self.cost_bbox * c_l1 + self.cost_giou * c_giou
         return cost.view(*lead, *cost.shape[-2:])
 
@@ -128,7 +128,7 @@ def _gather_pairs(matches: Sequence[Match], device: torch.device) -> Pairs:
 
 class InstanceDistillation(nn.Module):
     """Progressive instance distillation: student layer ``l`` mimics the teacher predictions of
-    stage ``stage_map[l]`` matched to it by :class:`PredictionMatcher`.
+    stage ``stage_map[i]`` matched to it by :class:`PredictionMatcher`.
 
     Per matched pair: class term ``sum_k soft_bce`` (:func:`soft_bce`), box terms L1 (summed
     over cxcywh) and GIoU loss, each weighted by the teacher prediction's target-aware score
@@ -136,7 +136,7 @@ class InstanceDistillation(nn.Module):
     ``target_aware=False``: unit weights, as the authors' released code) and normalised by the
     sum of the weights.
 
-    Keys: ``loss_pid_cls``, ``loss_pid_l1``, ``loss_pid_giou`` (+ ``_{l}`` for auxiliary layers).
+    Keys: ``loss_pid_cls``, ``loss_pid_l1``, ``loss_pid_giou`` (+ ``_{i}`` for auxiliary layers).
 
     Args:
         weights: ``cls``, ``l1``, ``giou`` (DETRDistill: 1, 5, 2).
@@ -160,11 +160,11 @@ class InstanceDistillation(nn.Module):
         """
         L = student.logits.shape[0]
         losses = {}
-        for l in range(L):
-            img, s_idx, t_idx = pairs[l]
-            t = stages[l]
-            s_logits, t_logits = student.logits[l][img, s_idx].float(), teacher.logits[t][img, t_idx].float()
-            s_boxes, t_boxes = student.boxes[l][img, s_idx].float(), teacher.boxes[t][img, t_idx].float()
+        for layer in range(L):
+            img, s_idx, t_idx = pairs[layer]
+            t = stages[layer]
+            s_logits, t_logits = student.logits[layer][img, s_idx].float(), teacher.logits[t][img, t_idx].float()
+            s_boxes, t_boxes = student.boxes[layer][img, s_idx].float(), teacher.boxes[t][img, t_idx].float()
             w = scores[t][img, t_idx].max(-1)[0] if self.target_aware else torch.ones_like(s_logits[:, 0])
             w_sum = w.sum().clamp(min=1e-6)
             terms = {
@@ -172,7 +172,7 @@ class InstanceDistillation(nn.Module):
                 "l1": (s_boxes - t_boxes).abs().sum(-1),
                 "giou": generalized_box_iou_loss(cxcywh_to_xyxy(s_boxes), cxcywh_to_xyxy(t_boxes), reduction="none"),
             }
-            tag = layer_suffix("", l, L)
+            tag = layer_suffix("", layer, L)
             for name, value in terms.items():
                 losses[f"loss_pid_{name}{tag}"] = (w * value).sum() / w_sum * self.weights[name]
         return losses
@@ -268,7 +268,7 @@ class QueryContrast(nn.Module):
     (InfoNCE, one direction). Both sides go through their own projection head
     (Linear -> BatchNorm -> ReLU -> Linear, then L2 normalisation).
 
-    Keys: ``loss_qcl`` (+ ``_{l}`` for auxiliary student layers).
+    Keys: ``loss_qcl`` (+ ``_{i}`` for auxiliary student layers).
 
     Args:
         weight: DETRDistill: 0.2.
@@ -296,13 +296,13 @@ class QueryContrast(nn.Module):
                 stages: Sequence[int]) -> Dict[str, Tensor]:
         L = student.hidden.shape[0]
         losses = {}
-        for l in range(L):
-            img, s_idx, t_idx = pairs[l]
-            s = F.normalize(self.student_proj(student.hidden[l][img, s_idx]).float(), dim=-1)
-            t = F.normalize(self.teacher_proj(teacher.hidden[stages[l]][img, t_idx].detach()).float(), dim=-1)
+        for layer in range(L):
+            img, s_idx, t_idx = pairs[layer]
+            s = F.normalize(self.student_proj(student.hidden[layer][img, s_idx]).float(), dim=-1)
+            t = F.normalize(self.teacher_proj(teacher.hidden[stages[layer]][img, t_idx].detach()).float(), dim=-1)
             logits = t @ s.t() / self.temperature  # [M, M]; row i's positive is column i
             target = torch.arange(len(logits), device=logits.device)
-            losses[f"loss_qcl{layer_suffix('', l, L)}"] = F.cross_entropy(logits, target) * self.weight
+            losses[f"loss_qcl{layer_suffix('', layer, L)}"] = F.cross_entropy(logits, target) * self.weight
         return losses
 
     def extra_repr(self) -> str:
@@ -312,12 +312,12 @@ class QueryContrast(nn.Module):
 class AssignmentDistillation(nn.Module):
     """Teacher-assisted assignment: the teacher's detection queries (their positions; the
     student brings its own content) are decoded by the student as the extra group ``"tqa"`` of
-    its fused pass, and student layer ``l`` is trained on ground truth under the Hungarian
-    assignment of the teacher's stage ``stage_map[l]`` (the teacher's matcher on the teacher's
+    its fused pass, and student layer ``i`` is trained on ground truth under the Hungarian
+    assignment of the teacher's stage ``stage_map[i]`` (the teacher's matcher on the teacher's
     predictions, so the assignment does not depend on the student).
 
     Keys: the student criterion's ``loss_class_tqa``, ``loss_bbox_tqa``, ``loss_giou_tqa``
-    (+ ``_{l}``), with the criterion's weights.
+    (+ ``_{i}``), with the criterion's weights.
 
     Args:
         num: feed the teacher's first ``num`` queries (None: all).
@@ -342,10 +342,10 @@ class AssignmentDistillation(nn.Module):
         by_stage = {t: idx[i * B:(i + 1) * B] for i, t in enumerate(used)}
         num_boxes = criterion.num_boxes(targets, student.logits.device)
         losses = {}
-        for l in range(L):
-            terms = criterion.matched_losses(student.logits[l], student.boxes[l], targets, by_stage[stages[l]],
-                                             num_boxes)
-            losses.update({k + layer_suffix("_tqa", l, L): v for k, v in terms.items()})
+        for layer in range(L):
+            terms = criterion.matched_losses(student.logits[layer], student.boxes[layer], targets,
+                                             by_stage[stages[layer]], num_boxes)
+            losses.update({k + layer_suffix("_tqa", layer, L): v for k, v in terms.items()})
         return losses
 
     def extra_repr(self) -> str:
@@ -418,7 +418,7 @@ class DETRDistill(nn.Module):
         if self.instance is not None or self.query_contrast is not None:
             flat = self.matcher(s_det.logits, s_det.boxes, t_det.logits[stages], t_det.boxes[stages])
             # flattened once, used by both components
-            pairs = [_gather_pairs(flat[l * B:(l + 1) * B], s_det.logits.device) for l in range(L_s)]
+            pairs = [_gather_pairs(flat[layer * B:(layer + 1) * B], s_det.logits.device) for layer in range(L_s)]
             if self.instance is not None:
                 losses.update(self.instance(s_det, t_det, pairs, stages, scores))
             if self.query_contrast is not None:

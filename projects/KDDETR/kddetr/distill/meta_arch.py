@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -12,7 +12,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
 from ..checkpoint import read_state_dict
-from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup
+from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
 from .kd_detr import KDDETRLoss
 from .points import DistillPoints
@@ -84,7 +84,7 @@ class KDDETR(nn.Module):
                              "Set KD-DETR points (kd_points() in configs/common/kd_detr.py) and/or DETRDistill "
                              "(detrdistill() in configs/common/detrdistill.py).")
         for p in self.points:
-            p.bind(student.query_format)
+            p.bind(student.query_space)
         if detrdistill is not None:
             detrdistill.bind(teacher, student)
         if teacher_weights:
@@ -138,17 +138,7 @@ class KDDETR(nn.Module):
         if distill_points is None:
             distill_points = self.sample_points(torch.default_generator)
         teacher = self.teacher_predictions(batched_inputs, distill_points)
-
-        images, mask = self.student.preprocess_image(batched_inputs)
-        targets = self.student.prepare_targets(batched_inputs)
-        s_state = self.student.encode(images, mask)
-        s_default = self.student.default_queries(s_state)
-        # Shared points: the same query positions (boxes or embeddings), each model with its own content.
-        extra = [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
-        if self.detrdistill is not None:
-            extra += self.detrdistill.student_groups(teacher.default)
-        losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
-
+        losses, s_out, targets, s_state = self.student_step(batched_inputs, teacher)
         if len(self.points):
             matcher = self.student.criterion.matcher
             pairs = [p.pair(s_out[p.group] if p.shared else s_out["det"], teacher.outputs[p.group], targets, matcher)
@@ -158,6 +148,35 @@ class KDDETR(nn.Module):
             losses.update(self.detrdistill(s_state, s_out, teacher.state, teacher.outputs[TEACHER_DET], targets,
                                            self.student.criterion, self.teacher.criterion.matcher))
         return losses
+
+    def student_step(self, batched_inputs: List[Dict], teacher: TeacherStep
+                     ) -> Tuple[Dict[str, Tensor], Dict[str, DecoderOutput], List[Dict[str, Tensor]], EncoderState]:
+        """The student's side of a training step, without the distillation losses: it encodes the
+        images and decodes its detection (and denoising) queries, the shared distillation points
+        and DETRDistill's teacher-query group in one masked decoder pass.
+
+        Args:
+            batched_inputs: the step's Detectron2 inputs, with ``instances``.
+            teacher: the teacher's side of the same step (:meth:`teacher_predictions`); the shared
+                points' positions and DETRDistill's group come from its queries.
+
+        Returns:
+            ``(losses, outputs, targets, state)``: the student's detection (and denoising) losses;
+            its :class:`DecoderOutput` by group name (``"det"``, ``kd_<name>``, DETRDistill's
+            group, ...), ``logits [L, B, N, K]``, ``boxes [L, B, N, 4]``; the targets, per image
+            ``{"labels": [T], "boxes": [T, 4]}`` cxcywh in [0, 1]; its :class:`EncoderState`
+            (``memory [B, S, D]``).
+        """
+        images, mask = self.student.preprocess_image(batched_inputs)
+        targets = self.student.prepare_targets(batched_inputs)
+        s_state = self.student.encode(images, mask)
+        s_default = self.student.default_queries(s_state)
+        # Shared points: the same query positions (boxes or embeddings), each model with its own content.
+        extra = [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
+        if self.detrdistill is not None:
+            extra += self.detrdistill.student_groups(teacher.default)
+        losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
+        return losses, s_out, targets, s_state
 
     @torch.no_grad()
     def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]) -> TeacherStep:
@@ -175,24 +194,25 @@ class KDDETR(nn.Module):
 
 def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints],
                shares_queries: bool = True) -> None:
-    """Teacher and student must predict the same classes and, when the student decodes the
-    teacher's queries (``shares_queries``), decode the same kind of queries."""
+    """Both models must implement the seam (:class:`~kddetr.modeling.seam.DistillableDETR`), predict
+    the same classes and, when the student decodes the teacher's queries (``shares_queries``),
+    decode queries of the same :class:`~kddetr.modeling.seam.QuerySpace`."""
     for role, m in (("teacher", teacher), ("student", student)):
-        missing = [f for f in ("encode", "default_queries", "decode", "forward_train") if not hasattr(m, f)]
+        missing = missing_seam_members(m)
         if missing:
             raise TypeError(f"KDDETR: the {role} ({type(m).__name__}) does not implement the distillation seam "
-                            f"(missing {missing}); see kddetr/modeling/seam.py.")
+                            f"(missing {missing}); see DistillableDETR in projects/KDDETR/kddetr/modeling/seam.py.")
     if teacher.num_classes != student.num_classes:
         raise ValueError(
             f"KDDETR: the teacher predicts {teacher.num_classes} classes but the student {student.num_classes}. "
             "Distillation compares class distributions point by point, so both must be trained on the same "
             "classes: set model.student.num_classes (and model.teacher.num_classes) to the dataset's count."
         )
-    t_fmt, s_fmt = getattr(teacher, "query_format", None), getattr(student, "query_format", None)
-    if shares_queries and t_fmt != s_fmt:
+    t_space, s_space = teacher.query_space, student.query_space
+    if shares_queries and t_space != s_space:
         raise ValueError(
-            f"KDDETR: the teacher ({type(teacher).__name__}) decodes queries in the space '{t_fmt}' but the "
-            f"student ({type(student).__name__}) in '{s_fmt}', so they cannot decode the same distillation "
+            f"KDDETR: the teacher ({type(teacher).__name__}) decodes queries in the space '{t_space}' but the "
+            f"student ({type(student).__name__}) in '{s_space}', so they cannot decode the same distillation "
             "points. Box queries ('box_logits': DINO, DAB-DETR, DAB-Deformable DETR, Deformable DETR with "
             "two_stage=True) mix freely; learned query embeddings ('embedding:<family>:<dim>': Conditional DETR, "
             "plain Deformable DETR) only pair with the same family and width. Change one side (e.g. "

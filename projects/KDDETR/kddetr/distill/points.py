@@ -18,15 +18,13 @@ resumed run draws the same points as an uninterrupted one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ..modeling.layers import inverse_sigmoid
-from ..modeling.seam import BOX_LOGITS, DecoderOutput, Queries
-
-Targets = Sequence[dict]
+from ..modeling.seam import BOX_LOGITS, DecoderOutput, Queries, QuerySpace, Targets
 
 
 @dataclass
@@ -66,9 +64,9 @@ class DistillPoints(nn.Module):
     def group(self) -> str:
         return f"kd_{self.name}"
 
-    def bind(self, query_format: str) -> None:
-        """Called by the distiller with the query space both models decode (``box_logits`` or
-        ``embedding:<family>:<dim>``), before any point is drawn."""
+    def bind(self, query_space: QuerySpace) -> None:
+        """Called by the distiller with the :class:`QuerySpace` both models decode, before any point
+        is drawn."""
 
     def sample(self, generator: torch.Generator) -> Optional[Tensor]:
         """The random part of this step's points (on the CPU), or None if there is none."""
@@ -103,25 +101,19 @@ class GeneralPoints(DistillPoints):
         if init not in ("normal", "uniform"):
             raise ValueError(f"GeneralPoints.init must be 'normal' or 'uniform', got '{init}'")
         self.num, self.init, self.resample, self.seed = num, init, resample, seed
-        self.query_format, self.dim = BOX_LOGITS, 4
+        self.query_space = BOX_LOGITS
         self.register_buffer("fixed", self._draw(torch.Generator().manual_seed(seed)), persistent=False)
 
-    def bind(self, query_format: str) -> None:
-        if query_format == BOX_LOGITS:
-            dim = 4
-        elif query_format.startswith("embedding:"):
-            if self.init != "normal":
-                raise ValueError(f"GeneralPoints(init='{self.init}') draws boxes, but the models' queries are "
-                                 f"'{query_format}' (position embeddings): use init='normal'.")
-            dim = int(query_format.rsplit(":", 1)[1])
-        else:
-            raise ValueError(f"GeneralPoints: unknown query space '{query_format}'")
-        self.query_format, self.dim = query_format, dim
+    def bind(self, query_space: QuerySpace) -> None:
+        if not query_space.is_boxes and self.init != "normal":
+            raise ValueError(f"GeneralPoints(init='{self.init}') draws boxes, but the models' queries are "
+                             f"'{query_space}' (position embeddings): use init='normal'.")
+        self.query_space = query_space
         self.fixed = self._draw(torch.Generator().manual_seed(self.seed)).to(self.fixed.device)
 
     def _draw(self, generator: torch.Generator) -> Tensor:
         if self.init == "normal":
-            return torch.randn(self.num, self.dim, generator=generator)
+            return torch.randn(self.num, self.query_space.dim, generator=generator)
         # keep boxes strictly inside (0, 1) so their logits stay finite
         return inverse_sigmoid(torch.rand(self.num, 4, generator=generator).clamp(1e-4, 1 - 1e-4))
 
@@ -132,10 +124,10 @@ class GeneralPoints(DistillPoints):
         ref = teacher_default.position
         points = self.fixed if sampled is None else sampled.to(self.fixed.device, non_blocking=True)
         points = points.to(ref.dtype)[None].expand(ref.shape[0], -1, -1)
-        return Queries(boxes=points) if self.query_format == BOX_LOGITS else Queries(embeds=points)
+        return Queries(boxes=points) if self.query_space.is_boxes else Queries(embeds=points)
 
     def extra_repr(self) -> str:
-        return f"num={self.num}, init={self.init}, resample={self.resample}, space={self.query_format}"
+        return f"num={self.num}, init={self.init}, resample={self.resample}, space={self.query_space}"
 
 
 class TeacherQueries(DistillPoints):

@@ -1,7 +1,7 @@
 """Set criterion of the DETR family: focal classification, L1 and GIoU box losses."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -12,9 +12,7 @@ from torchvision.ops import sigmoid_focal_loss
 from .denoising import DenoisingMeta
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
 from .matcher import HungarianMatcher
-from .seam import DecoderOutput
-
-Targets = Sequence[Dict[str, Tensor]]
+from .seam import DecoderOutput, Targets
 
 
 def layer_suffix(suffix: str, layer: int, num_layers: int) -> str:

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from .layers import (MLP, ConditionalDecoderLayer, DeformableDecoderLayer, box_sine_embedding, inverse_sigmoid)
+from .layers import MLP, ConditionalDecoderLayer, DeformableDecoderLayer, box_sine_embedding, inverse_sigmoid
 from .seam import DecoderOutput, EncoderState
 
 REFINE_MODES = ("none", "iterative", "look_forward_twice")

@@ -9,13 +9,13 @@ matching queries never see them (DINO's attention mask).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .layers.box_ops import cxcywh_to_xyxy, inverse_sigmoid, xyxy_to_cxcywh
-from .seam import Queries, QueryGroup
+from .seam import Assignment, Queries, QueryGroup, Targets
 
 
 @dataclass
@@ -29,7 +29,7 @@ class DenoisingMeta:
     group_size: int
     max_gt: int
 
-    def positive_indices(self, targets: Sequence[Dict[str, Tensor]]) -> List[Tuple[Tensor, Tensor]]:
+    def positive_indices(self, targets: Targets) -> Assignment:
         """Per image ``(query_index, target_index)``: positive query of box j in group g is
         ``g * group_size + j``."""
         out = []
@@ -61,7 +61,7 @@ class ContrastiveDenoising(nn.Module):
         self.box_noise_scale = box_noise_scale
         self.label_embed = nn.Embedding(num_classes, embed_dim)
 
-    def forward(self, targets: Sequence[Dict[str, Tensor]]) -> Optional[Tuple[QueryGroup, DenoisingMeta]]:
+    def forward(self, targets: Targets) -> Optional[Tuple[QueryGroup, DenoisingMeta]]:
         """Returns None when the batch has no boxes or ``dn_number`` is 0."""
         max_gt = max((len(t["labels"]) for t in targets), default=0)
         if max_gt == 0 or self.dn_number <= 0:
@@ -93,7 +93,8 @@ class ContrastiveDenoising(nn.Module):
             boxes = xyxy_to_cxcywh(xyxy)
 
         content = self.label_embed(labels) * valid[..., None]
-        queries = Queries(boxes=inverse_sigmoid(boxes).reshape(B, -1, 4), content=content.reshape(B, -1, content.shape[-1]))
+        queries = Queries(boxes=inverse_sigmoid(boxes).reshape(B, -1, 4),
+                          content=content.reshape(B, -1, content.shape[-1]))
         group_size = 2 * max_gt
         group_id = torch.arange(G * group_size, device=device) // group_size
         self_mask = group_id[:, None] != group_id[None, :]

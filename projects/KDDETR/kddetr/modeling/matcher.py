@@ -1,13 +1,14 @@
 """Hungarian matching of predictions to ground truth (scipy's ``linear_sum_assignment``)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Tuple
 
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou
+from .seam import Assignment, Targets
 
 
 def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
@@ -49,7 +50,7 @@ class HungarianMatcher(nn.Module):
         return self.cost_class * c_cls + self.cost_bbox * c_l1 + self.cost_giou * c_giou
 
     @torch.no_grad()
-    def forward(self, logits: Tensor, boxes: Tensor, targets: Sequence[Dict[str, Tensor]]) -> List[Tuple[Tensor, Tensor]]:
+    def forward(self, logits: Tensor, boxes: Tensor, targets: Targets) -> Assignment:
         """
         Args:
             logits: ``[B, Q, K]``; boxes: ``[B, Q, 4]`` cxcywh in [0, 1].

@@ -34,7 +34,8 @@ class ChannelMapper(nn.Module):
         channels = [input_shapes[f].channels for f in self.in_features]
         self.convs = nn.ModuleList(_conv_gn(c, out_channels, 1, 1, norm_groups) for c in channels)
         extra_in = [channels[-1]] + [out_channels] * (num_outs - len(channels) - 1)
-        self.extra_convs = nn.ModuleList(_conv_gn(c, out_channels, 3, 2, norm_groups) for c in extra_in[: num_outs - len(channels)])
+        self.extra_convs = nn.ModuleList(
+            _conv_gn(c, out_channels, 3, 2, norm_groups) for c in extra_in[: num_outs - len(channels)])
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight, gain=1)

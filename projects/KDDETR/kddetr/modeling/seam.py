@@ -1,4 +1,4 @@
-"""The distillation seam: the three steps every distillable DETR exposes.
+"""The distillation seam: the whole contract between a DETR and the distillers.
 
 ``encode(images) -> EncoderState``
     backbone, neck and encoder.
@@ -9,15 +9,25 @@
     decodes several :class:`QueryGroup` in **one** decoder pass; a block attention mask
     keeps the groups apart, so each group's output equals a separate pass over it.
 
-Distillation code only talks to detectors through these types.
+:class:`DistillableDETR` lists every member a distiller uses (these three, the detection
+training pass with extra groups, input and target preparation, the classes, the
+:class:`QuerySpace` and the criterion with its matcher); ``KDDETR`` checks it with
+:func:`missing_seam_members`. Distillation code only talks to detectors through these types.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+#: Ground truth of a batch as every loss and matcher takes it: per image
+#: ``{"labels": [T] int64, "boxes": [T, 4] cxcywh in [0, 1]}``.
+Targets = Sequence[Dict[str, Tensor]]
+
+#: Hungarian assignment per image: (prediction indices ``[M]``, target indices ``[M]``), int64.
+Assignment = List[Tuple[Tensor, Tensor]]
 
 
 @dataclass
@@ -48,21 +58,47 @@ class EncoderState:
     features: Optional[Tensor] = None
 
 
-#: query spaces (``detector.query_format``): what the *position* part of a query is.
-BOX_LOGITS = "box_logits"  # reference boxes [B, N, 4], inverse-sigmoid cxcywh (DAB, DINO, two-stage)
+@dataclass(frozen=True)
+class QuerySpace:
+    """What the *position* part of a detector's queries is, so a distiller can check that teacher
+    and student decode the same distillation points.
+
+    kind: ``"box_logits"``: reference boxes ``[B, N, 4]`` as inverse-sigmoid cxcywh (DINO, DAB-DETR,
+        DAB-Deformable DETR, two-stage Deformable DETR); ``"embedding"``: learned position
+        embeddings ``[B, N, dim]`` that the detector maps to reference points (Conditional DETR,
+        single-stage Deformable DETR).
+    family: for embeddings, the detector class that gives them a meaning (an embedding only
+        means something to the family that maps it to a reference point); None for boxes.
+    dim: width of the position part (4 for boxes).
+    """
+
+    kind: str
+    family: Optional[str] = None
+    dim: int = 4
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("box_logits", "embedding"):
+            raise ValueError(f"QuerySpace.kind must be 'box_logits' or 'embedding', got '{self.kind}'")
+
+    @classmethod
+    def embedding(cls, family: str, dim: int) -> "QuerySpace":
+        return cls("embedding", family, dim)
+
+    @property
+    def is_boxes(self) -> bool:
+        return self.kind == "box_logits"
+
+    def __str__(self) -> str:
+        return self.kind if self.is_boxes else f"embedding:{self.family}:{self.dim}"
 
 
-def embedding_format(detector: str, dim: int) -> str:
-    """Query space of detectors whose queries are learned position embeddings ``[B, N, dim]``
-    (Conditional DETR, single-stage Deformable DETR). An embedding only means something to the
-    family that maps it to a reference point, so the family is part of the space."""
-    return f"embedding:{detector}:{dim}"
+BOX_LOGITS = QuerySpace("box_logits")
 
 
 @dataclass
 class Queries:
     """A set of decoder queries: a *position* part (``boxes`` or ``embeds``, whichever the
-    detector's ``query_format`` says) and an optional content part.
+    detector's ``query_space`` says) and an optional content part.
 
     boxes: ``[B, N, 4]`` reference boxes as *logits* (inverse sigmoid of cxcywh in [0, 1]).
     content: ``[B, N, D]`` content vectors, or None for the detector's default content.
@@ -151,3 +187,61 @@ def fused_attention_mask(groups: Sequence[QueryGroup], device: torch.device) -> 
             j = index[other]
             mask[rows, starts[j] : starts[j] + sizes[j]] = False
     return mask
+
+
+class Matcher(Protocol):
+    """Hungarian matching of predictions ``[B, Q, K]`` logits / ``[B, Q, 4]`` cxcywh boxes to targets."""
+
+    def __call__(self, logits: Tensor, boxes: Tensor, targets: Targets) -> Assignment: ...
+
+
+class Criterion(Protocol):
+    """The detection criterion as distillers use it (DETRDistill supervises extra groups with it)."""
+
+    matcher: Matcher
+
+    def num_boxes(self, targets: Targets, device: torch.device) -> Tensor: ...
+
+    def matched_losses(self, logits: Tensor, boxes: Tensor, targets: Targets, indices: Assignment,
+                       num_boxes: Tensor) -> Dict[str, Tensor]: ...
+
+
+class DistillableDETR(Protocol):
+    """Everything ``KDDETR`` and its distillers use of a teacher or student detector."""
+
+    num_classes: int
+    query_space: QuerySpace
+    criterion: Criterion
+
+    def preprocess_image(self, batched_inputs: List[Dict]) -> Tuple[object, Tensor]:
+        """Normalised, padded ``ImageList`` and the ``[B, H, W]`` padding mask (True on padding)."""
+        ...
+
+    def prepare_targets(self, batched_inputs: List[Dict]) -> Targets: ...
+
+    def encode(self, images: object, padding_mask: Tensor) -> EncoderState: ...
+
+    def default_queries(self, state: EncoderState) -> Queries: ...
+
+    def decode(self, state: EncoderState, groups: Sequence[QueryGroup]) -> List[DecoderOutput]: ...
+
+    def forward_train(self, state: EncoderState, queries: Queries, targets: Targets,
+                      extra_groups: Sequence[QueryGroup] = ()) -> Tuple[Dict[str, Tensor], Dict[str, DecoderOutput]]:
+        """Detection losses of one fused pass over detection, denoising and ``extra_groups``, and
+        every group's output by name."""
+        ...
+
+
+def _protocol_members(proto: type) -> List[str]:
+    names = list(getattr(proto, "__annotations__", {}))
+    return names + [k for k, v in vars(proto).items() if callable(v) and not k.startswith("_")]
+
+
+def missing_seam_members(model: object) -> List[str]:
+    """Members of :class:`DistillableDETR` (and of its criterion: ``criterion.matcher``,
+    ``criterion.num_boxes``, ``criterion.matched_losses``) that ``model`` lacks."""
+    missing = [m for m in _protocol_members(DistillableDETR) if not hasattr(model, m)]
+    criterion = getattr(model, "criterion", None)
+    if criterion is not None:
+        missing += [f"criterion.{m}" for m in _protocol_members(Criterion) if not hasattr(criterion, m)]
+    return missing

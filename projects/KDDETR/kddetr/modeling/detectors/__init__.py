@@ -2,7 +2,7 @@ from .base import DETRBase
 from .deformable_detr import DABDeformableDETR, DeformableDETR
 from .dino import DINO
 from .multi_scale import MultiScaleDETR
-from .single_scale import ConditionalDETR, DABDETR, SingleScaleDETR
+from .single_scale import DABDETR, ConditionalDETR, SingleScaleDETR
 
 __all__ = ["DETRBase", "MultiScaleDETR", "SingleScaleDETR", "DINO", "DeformableDETR", "DABDeformableDETR",
            "DABDETR", "ConditionalDETR"]

@@ -12,9 +12,17 @@ from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
-from ...data.targets import detr_targets
-from ..layers.box_ops import cxcywh_to_xyxy
-from ..seam import BOX_LOGITS, DecoderOutput, EncoderState, Queries, QueryGroup, fused_attention_mask
+from ..layers.box_ops import cxcywh_to_xyxy, normalized_cxcywh
+from ..seam import (
+    BOX_LOGITS,
+    DecoderOutput,
+    EncoderState,
+    Queries,
+    QueryGroup,
+    QuerySpace,
+    Targets,
+    fused_attention_mask,
+)
 
 
 class DETRBase(nn.Module):
@@ -35,7 +43,7 @@ class DETRBase(nn.Module):
 
     #: what a query is, so a distiller can check that teacher and student decode the same
     #: distillation points: reference boxes ``[B, N, 4]`` as inverse-sigmoid cxcywh.
-    query_format: str = BOX_LOGITS
+    query_space: QuerySpace = BOX_LOGITS
 
     def __init__(self, num_classes: int, pixel_mean: Sequence[float], pixel_std: Sequence[float],
                  select_box_nums_for_evaluation: int = 300, size_divisibility: int = 0):
@@ -118,14 +126,20 @@ class DETRBase(nn.Module):
             mask[i, :h, :w] = False
         return images, mask
 
-    def prepare_targets(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
-        """Per image ``{"labels": [T], "boxes": [T, 4] cxcywh in [0, 1]}`` on the model's device."""
+    def prepare_targets(self, batched_inputs: List[Dict]) -> Targets:
+        """Per image ``{"labels": [T] int64, "boxes": [T, 4] cxcywh in [0, 1]}`` on the model's device, from
+        the mapped ``Instances`` (``gt_classes``, ``gt_boxes`` absolute xyxy of the input image)."""
         if any("instances" not in x for x in batched_inputs):
             raise ValueError(
                 "Training needs ground truth: an input has no 'instances'. Use a dataset with "
                 "annotations and a mapper with is_train=True (kddetr.data.DetrDatasetMapper)."
             )
-        return [{k: v.to(self.device) for k, v in detr_targets(x["instances"]).items()} for x in batched_inputs]
+        targets = []
+        for x in batched_inputs:
+            inst = x["instances"]  # Detectron2's gt_boxes: absolute xyxy in the (augmented) input image
+            boxes = normalized_cxcywh(inst.gt_boxes.tensor.to(self.device), inst.image_size)
+            targets.append({"labels": inst.gt_classes.to(self.device, torch.int64), "boxes": boxes})
+        return targets
 
     def inference(self, output: DecoderOutput, batched_inputs: List[Dict],
                   image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Instances]]:

@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 from torch import Tensor, nn
 
 from ..layers import MLP, box_sine_embedding
-from ..seam import BOX_LOGITS, EncoderState, Queries, embedding_format
+from ..seam import BOX_LOGITS, EncoderState, Queries, QuerySpace
 from .base import init_anchor_boxes, init_heads, layer_heads
 from .multi_scale import MultiScaleDETR, cycled
 
@@ -45,13 +45,13 @@ class DeformableDETR(MultiScaleDETR):
         self.class_head = layer_heads(class_head, L, with_box_refine)
         self.box_head = layer_heads(box_head, L, with_box_refine)
         if two_stage:
-            self.query_format = BOX_LOGITS
+            self.query_space = BOX_LOGITS
             self.build_proposal_heads()
             init_heads([self.enc_class_head], [self.enc_box_head])
             self.pos_trans = nn.Linear(2 * D, 2 * D)
             self.pos_trans_norm = nn.LayerNorm(2 * D)
         else:
-            self.query_format = embedding_format("DeformableDETR", D)
+            self.query_space = QuerySpace.embedding("DeformableDETR", D)
             self.query_embed = nn.Embedding(num_queries, 2 * D)  # position | content
             self.reference_points = nn.Linear(D, 2)
             nn.init.xavier_uniform_(self.reference_points.weight)

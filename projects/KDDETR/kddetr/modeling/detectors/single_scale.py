@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..criterion import SetCriterion
 from ..layers import MLP, PositionEmbeddingSine, TransformerEncoder
-from ..seam import EncoderState, Queries, embedding_format
+from ..seam import EncoderState, Queries, QuerySpace
 from .base import DETRBase, downsample_mask, flatten_levels, init_anchor_boxes, init_heads
 
 
@@ -39,7 +39,8 @@ class SingleScaleDETR(DETRBase):
         super().__init__(num_classes, pixel_mean, pixel_std, select_box_nums_for_evaluation, size_divisibility)
         self.backbone, self.position_embedding = backbone, position_embedding
         self.encoder, self.decoder, self.criterion = encoder, decoder, criterion
-        self.in_feature, self.embed_dim, self.num_queries, self.input_format = in_feature, embed_dim, num_queries, input_format
+        self.in_feature, self.embed_dim = in_feature, embed_dim
+        self.num_queries, self.input_format = num_queries, input_format
         self.input_proj = nn.Conv2d(in_channels, embed_dim, kernel_size=1)
         self.class_head = nn.Linear(embed_dim, num_classes)
         self.box_head = MLP(embed_dim, embed_dim, 4, 3)
@@ -87,7 +88,7 @@ class ConditionalDETR(SingleScaleDETR):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         D = self.embed_dim
-        self.query_format = embedding_format("ConditionalDETR", D)
+        self.query_space = QuerySpace.embedding("ConditionalDETR", D)
         self.query_embed = nn.Embedding(self.num_queries, D)
         self.reference_points = MLP(D, D, 2, 2)
 

@@ -9,6 +9,7 @@ __all__ = [
     "inverse_sigmoid",
     "cxcywh_to_xyxy",
     "xyxy_to_cxcywh",
+    "normalized_cxcywh",
     "generalized_box_iou",
     "generalized_box_iou_loss",
 ]
@@ -28,3 +29,10 @@ def cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
 def xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
     """``[..., 4]`` (x0, y0, x1, y1) -> (cx, cy, w, h)."""
     return box_convert(boxes, in_fmt="xyxy", out_fmt="cxcywh")
+
+
+def normalized_cxcywh(boxes_xyxy: Tensor, image_size) -> Tensor:
+    """``[N, 4]`` absolute (x0, y0, x1, y1) -> ``[N, 4]`` cxcywh in [0, 1] of ``image_size`` (h, w)."""
+    h, w = image_size
+    scale = torch.as_tensor([w, h, w, h], dtype=torch.float32, device=boxes_xyxy.device)
+    return xyxy_to_cxcywh(boxes_xyxy.float() / scale).clamp(0.0, 1.0)

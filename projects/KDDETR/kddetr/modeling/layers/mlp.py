@@ -1,8 +1,8 @@
 """Small MLP used by box heads and query-position heads."""
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 
 class MLP(nn.Module):

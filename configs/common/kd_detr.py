@@ -1,0 +1,25 @@
+"""KD-DETR pieces shared by the pair configs: the paper's points and loss, and the ablations."""
+from detectron2.config import LazyCall as L
+
+from kddetr.distill import GeneralPoints, Inconsistent, KDDETRLoss, SimilarForeground, SimilarGeneral, TeacherQueries
+
+
+def kd_points(*, general=900, specific=True, init="normal", resample=True):
+    """General points (random anchors, authors' default: N(0, 1) logits, re-drawn every
+    iteration) and, if ``specific``, the teacher's own queries (KD-DETR Sec. 4.1)."""
+    points = [L(GeneralPoints)(num=general, init=init, resample=resample)] if general else []
+    if specific:
+        points.append(L(TeacherQueries)())
+    return points
+
+
+def kd_loss(*, temperature=10.0, cls=1.0, l1=5.0, giou=2.0, layers="all", foreground_weight=True):
+    """Eq. 3-5: KL with temperature on classes, L1 + GIoU on boxes, foreground-weighted."""
+    return L(KDDETRLoss)(temperature=temperature, weights=dict(cls=cls, l1=l1, giou=giou), layers=layers,
+                         foreground_weight=foreground_weight)
+
+
+# KD-DETR Table 1: logit distillation on each model's own detection queries (baselines).
+INCONSISTENT = [L(Inconsistent)()]
+SIMILAR_FOREGROUND = [L(SimilarForeground)()]
+SIMILAR_GENERAL = [L(SimilarGeneral)()]

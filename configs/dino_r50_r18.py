@@ -1,0 +1,28 @@
+"""KD-DETR: DINO R50 teacher -> DINO R18 student, COCO 2017, 12 epochs (paper Table 2).
+
+Teacher: a DINO R50 4-scale checkpoint trained with configs/dino_r50.py (12 or 36 epochs);
+    put it at checkpoints/dino_r50.pth or set model.teacher_weights=...; detrex's published
+    checkpoints go through tools/convert_detrex.py first (see README).
+Student: ImageNet R18 backbone, torchvision's resnet18 converted with detectron2's
+    tools/convert-torchvision-to-d2.py to checkpoints/R-18.pkl (train.init_checkpoint of
+    configs/dino_r18.py, loaded into the student only).
+"""
+from detectron2.config import LazyCall as L
+
+from kddetr.distill import KDDETR
+
+from .common.kd_detr import kd_loss, kd_points
+from .dino_r18 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+from .models.dino import dino
+
+model = L(KDDETR)(
+    teacher=dino(depth=50),
+    teacher_weights="checkpoints/dino_r50.pth",
+    student=dino(depth=18),
+    points=kd_points(general=900, specific=True),  # 900 random anchors + the teacher's 900 queries
+    loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
+)
+
+# Data, AdamW (on the student's parameters only: the teacher is frozen), the 12-epoch schedule and the
+# student's ImageNet R18 are the student baseline's (configs/dino_r18.py); only the output moves.
+train.output_dir = "./output/dino_r50_r18"

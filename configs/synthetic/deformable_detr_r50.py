@@ -1,0 +1,8 @@
+"""Deformable DETR R50 on the embedded synthetic shapes (plain: learned query embeddings, general
+points are random embeddings); the schedule of configs/synthetic/dino_r50.py, so every family is
+trained alike."""
+from ..models.deformable_detr import synthetic_deformable_detr
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = synthetic_deformable_detr(depth=50)
+train.output_dir = "./output/synthetic/deformable_detr_r50"

@@ -1,0 +1,90 @@
+"""Every file in configs/ loads and instantiates."""
+import glob
+import os
+
+import pytest
+import torch
+from conftest import ROOT
+from detectron2.config import LazyConfig, instantiate
+
+CONFIGS = sorted(os.path.relpath(p, ROOT)
+                 for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
+
+
+def test_configs_found():
+    assert "configs/dino_r50.py" in CONFIGS and "configs/synthetic/dino_r50.py" in CONFIGS
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_config_instantiates(path):
+    cfg = LazyConfig.load(os.path.join(ROOT, path))
+    if "model" not in cfg:
+        return  # helper modules (common/, models/dino.py) define functions only
+    distill = "student" in cfg.model
+    if distill:  # no teacher checkpoints on this machine
+        cfg.model.teacher_weights, cfg.model.allow_untrained_teacher = "", True
+    model = instantiate(cfg.model)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    if "optimizer" in cfg:
+        cfg.optimizer.params.model = model  # the teacher is frozen: only trainable parameters enter
+        opt = instantiate(cfg.optimizer)
+        lrs = {g["lr"] for g in opt.param_groups}
+        assert max(lrs) == cfg.optimizer.lr
+        sched = instantiate(cfg.lr_multiplier)
+        assert sched(0.0) > 0 and sched(0.999) < sched(0.5)  # decays at the end
+        assert cfg.train.max_iter > 0 and "enabled" in cfg.train.amp and "params" in cfg.train.clip_grad
+    if "dataloader" in cfg:
+        names = cfg.dataloader.train.dataset.names
+        if str(names).startswith("synthetic"):
+            batch = next(iter(instantiate(cfg.dataloader.train)))
+            assert batch[0]["image"].dtype == torch.uint8 and batch[0]["instances"].has("gt_boxes")
+        else:  # COCO is not on this machine: build the mapper only
+            instantiate(cfg.dataloader.train.mapper)
+
+
+def test_coco_configs_keep_detrex_defaults():
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r50.py"))
+    assert cfg.dataloader.train.dataset.names == "coco_2017_train"
+    assert cfg.dataloader.test.dataset.names == "coco_2017_val"
+    assert cfg.model.num_queries == 900 and cfg.model.dn_number == 100
+    assert cfg.model.encoder.num_layers == 6 and cfg.model.decoder.num_layers == 6
+    assert cfg.model.backbone.stages.norm == "FrozenBN"
+    assert cfg.train.max_iter == 90000 and cfg.dataloader.train.total_batch_size == 16
+    assert cfg.train.device == "cuda" and cfg.train.init_checkpoint.endswith("R-50.pkl")
+    cfg.optimizer.params.model = instantiate(cfg.model)
+    groups = instantiate(cfg.optimizer).param_groups
+    assert {g["lr"] for g in groups} == {1e-4, 1e-5}  # backbone at 0.1x
+
+
+def test_kd_pair_configs_say_where_weights_come_from():
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r50_r18.py"))
+    assert cfg.model.teacher.backbone.stages.depth == 50 and cfg.model.student.backbone.stages.depth == 18
+    assert cfg.model.points[0].num == 900 and "TeacherQueries" in str(cfg.model.points[1]._target_)
+    assert cfg.model.points[0].init == "normal" and cfg.model.points[0].resample
+    assert cfg.model.loss.temperature == 10 and dict(cfg.model.loss.weights) == {"cls": 1.0, "l1": 5.0, "giou": 2.0}
+    assert cfg.train.max_iter == 90000 and cfg.model.teacher_weights and cfg.train.init_checkpoint.endswith("R-18.pkl")
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r101_r50.py"))
+    assert cfg.model.teacher.backbone.stages.depth == 101 and cfg.model.student.backbone.stages.depth == 50
+    assert cfg.train.init_checkpoint.endswith("R-50.pkl")
+
+
+@pytest.mark.parametrize("path, queries, epochs_iters", [
+    ("configs/dab_detr_r50.py", 300, 375000), ("configs/deformable_detr_r50.py", 300, 375000),
+    ("configs/dab_deformable_detr_r50.py", 300, 375000), ("configs/conditional_detr_r101.py", 300, 375000),
+])
+def test_family_configs_keep_the_papers_settings(path, queries, epochs_iters):
+    cfg = LazyConfig.load(os.path.join(ROOT, path))
+    assert cfg.model.num_queries == queries and cfg.train.max_iter == epochs_iters
+    assert cfg.dataloader.train.dataset.names == "coco_2017_train" and cfg.model.num_classes == 80
+    assert cfg.model.encoder.num_layers == 6 and cfg.model.decoder.num_layers == 6
+
+
+def test_pair_configs_use_the_papers_point_counts_and_layer_compression():
+    for path, general in (("configs/dab_detr_r50_r18.py", 300), ("configs/deformable_detr_r50_r18.py", 300),
+                          ("configs/dab_deformable_detr_r50_r18.py", 300), ("configs/dino_r50_r18.py", 900)):
+        assert LazyConfig.load(os.path.join(ROOT, path)).model.points[0].num == general, path
+    for enc, dec in ((2, 6), (6, 4), (6, 2), (4, 4), (2, 2)):
+        cfg = LazyConfig.load(os.path.join(ROOT, f"configs/layer_compression/dab_detr_r50_r18_enc{enc}_dec{dec}.py"))
+        assert (cfg.model.student.encoder.num_layers, cfg.model.student.decoder.num_layers) == (enc, dec)
+        assert (cfg.model.teacher.encoder.num_layers, cfg.model.teacher.decoder.num_layers) == (6, 6)
+        assert cfg.model.loss.layers == "all"  # every student layer -> the teacher's last layer

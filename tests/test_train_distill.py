@@ -1,0 +1,181 @@
+"""Distillation through train_net.py: train, --eval-only, --resume, 2 processes, export + DefaultPredictor."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+from conftest import ROOT, build_tiny_kd, synthetic_batch
+from detectron2.config import LazyConfig, instantiate
+from test_train_net import ap_row, run
+
+CONFIG = "configs/synthetic/dino_r50_r18.py"
+SIZES = ["model.teacher.num_queries=30", "model.teacher.dn_number=10", "model.student.num_queries=30",
+         "model.student.dn_number=10", "model.points.0.num=20"]
+FAST = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
+        "dataloader.test.dataset.names=synthetic_val_mini", "train.log_period=1", "train.device=cpu", *SIZES]
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(tmp_path_factory):
+    """A (random) teacher checkpoint with the config's teacher architecture, as train_net writes it."""
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("teacher") / "model_final.pth"
+    torch.save({"model": instantiate(cfg.model.teacher).state_dict(), "iteration": 0}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, teacher_ckpt):
+    out = tmp_path_factory.mktemp("kd")
+    log = run(["--config-file", CONFIG, "train.max_iter=3", "train.checkpointer.period=2", f"train.output_dir={out}",
+               f"model.teacher_weights={teacher_ckpt}", *FAST])
+    return out, log
+
+
+def test_distillation_trains_logs_kd_terms_and_evaluates_the_student(distilled):
+    out, log = distilled
+    assert "eta:" in log and "loss_kd_cls" in log and "loss_kd_giou_0" in log and "loss_class_dn" in log
+    assert "KDDETR: loaded all" in log and "Evaluation results for bbox" in log
+    ckpt = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)
+    assert not any(k.startswith("teacher.") for k in ckpt["model"])  # student-only checkpoints
+    assert any(k.startswith("student.") for k in ckpt["model"])
+    assert {"sampler", "points_generator", "optimizer"} <= set(ckpt["trainer"])
+    # the optimizer holds the student's parameters only
+    student_params = sum(1 for k in ckpt["model"] if k.startswith("student.") and "running_" not in k
+                         and "num_batches" not in k)
+    n_opt = sum(len(g["params"]) for g in ckpt["trainer"]["optimizer"]["param_groups"])
+    assert 0 < n_opt <= student_params
+
+
+def test_eval_only_evaluates_the_same_student(distilled, tmp_path):
+    out, log = distilled
+    # the teacher is neither needed nor built to evaluate the student
+    eval_log = run(["--config-file", CONFIG, "--eval-only", f"train.init_checkpoint={out / 'model_final.pth'}",
+                    f"model.teacher_weights={tmp_path}/absent.pth", f"train.output_dir={out}/eval", *FAST])
+    assert ap_row(eval_log) == ap_row(log)
+    # an exported student-only checkpoint evaluates the same
+    from kddetr.export import export_student
+
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    export_student(cfg, str(out / "model_final.pth"), str(tmp_path / "export"))
+    eval_log = run(["--config-file", CONFIG, "--eval-only", f"train.init_checkpoint={tmp_path}/export/student.pth",
+                    f"train.output_dir={tmp_path}/eval", *FAST])
+    assert ap_row(eval_log) == ap_row(log)
+
+
+def test_resume_restores_iteration_sampler_and_points(distilled, teacher_ckpt, tmp_path):
+    out, _ = distilled
+    shutil.copy(out / "model_0000001.pth", tmp_path / "model_0000001.pth")
+    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
+    log = run(["--config-file", CONFIG, "--resume", "train.max_iter=3", f"train.output_dir={tmp_path}",
+               f"model.teacher_weights={teacher_ckpt}", *FAST])
+    assert "Starting training from iteration 2" in log
+    iters = [json.loads(line)["iteration"] for line in open(tmp_path / "metrics.json") if "total_loss" in line]
+    assert iters == [2]
+
+
+def test_trainer_state_restores_the_sample_stream_and_the_points():
+    """The sampler position and the point generator are part of the trainer's checkpoint."""
+    from kddetr.data.samplers import ResumableTrainingSampler
+    from kddetr.engine import DistillTrainer
+
+    model = build_tiny_kd().train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    sampler = ResumableTrainingSampler(50, seed=7)
+    trainer = DistillTrainer(model, [synthetic_batch(2)], opt, device="cpu", seed=3, sampler=sampler,
+                             samples_per_iter=4)
+    trainer.iter = 5
+    state = trainer.state_dict()
+    stream = iter(sampler)
+    uninterrupted = [next(stream) for _ in range(6 * 4 + 8)][6 * 4:]
+    points = model.sample_points(trainer.points_generator)
+
+    other = ResumableTrainingSampler(50, seed=123)
+    resumed = DistillTrainer(model, [synthetic_batch(2)], opt, device="cpu", seed=99, sampler=other,
+                             samples_per_iter=4)
+    resumed.load_state_dict(state)
+    assert resumed.iter == 5
+    stream = iter(other)
+    assert [next(stream) for _ in range(8)] == uninterrupted
+    torch.testing.assert_close(model.sample_points(resumed.points_generator), points)
+
+
+def test_two_process_cpu_distillation(tmp_path, teacher_ckpt):
+    log = run(["--config-file", CONFIG, "--num-gpus", "2", "train.max_iter=2", f"train.output_dir={tmp_path}",
+               f"model.teacher_weights={teacher_ckpt}", *FAST])
+    assert "World size: 2" in log or "world_size" in log.lower() or "Evaluation results for bbox" in log
+    assert "loss_kd_cls" in log and "Evaluation results for bbox" in log
+
+
+def test_export_and_default_predictor(distilled, tmp_path):
+    from detectron2.config import get_cfg
+    from detectron2.engine import DefaultPredictor
+
+    from kddetr.config import add_kddetr_config
+    from kddetr.export import export_student
+
+    out, _ = distilled
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    path = export_student(cfg, str(out / "model_final.pth"), str(tmp_path / "export"))
+    d2 = get_cfg()
+    add_kddetr_config(d2)
+    d2.merge_from_file(path)
+    predictor = DefaultPredictor(d2)
+    batch = synthetic_batch(1, size=128, with_targets=False)
+    bgr = batch[0]["image"].permute(1, 2, 0).numpy()[:, :, ::-1].copy()
+    instances = predictor(bgr)["instances"]
+    assert instances.image_size == (128, 128) and len(instances) > 0
+    # the served student is the trained one: same predictions as the student inside the checkpoint
+    ckpt = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)["model"]
+    student = instantiate(cfg.model.student).eval()
+    student.load_state_dict({k[len("student."):]: v for k, v in ckpt.items() if k.startswith("student.")})
+    with torch.no_grad():
+        ref = student([{"image": torch.as_tensor(bgr[:, :, ::-1].copy()).permute(2, 0, 1), "height": 128,
+                        "width": 128}])[0]["instances"]
+    torch.testing.assert_close(instances.scores, ref.scores)
+    # and tools/visualize.py draws them
+    png = tmp_path / "vis.png"
+    cv2.imwrite(str(tmp_path / "img.png"), bgr)
+    proc = subprocess.run([sys.executable, "tools/visualize.py", "--config", path, "--input", str(tmp_path / "img.png"),
+                     "--output", str(png), "--score-threshold", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert cv2.imread(str(png)).shape[0] == 3 * 128
+
+
+def test_distillation_config_without_teacher_fails_clearly(tmp_path):
+    proc = subprocess.run([sys.executable, "train_net.py", "--config-file", CONFIG, "train.max_iter=1",
+                           f"model.teacher_weights={tmp_path}/missing.pth", f"train.output_dir={tmp_path}", *FAST],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode != 0 and "missing.pth' (model.teacher_weights) does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_kddetr_is_a_registered_meta_architecture(tmp_path):
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    from omegaconf import OmegaConf
+
+    from kddetr.config import add_kddetr_config
+    from kddetr.distill import KDDETR
+
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    cfg.model.teacher_weights, cfg.model.allow_untrained_teacher = "", True
+    LazyConfig.save(OmegaConf.create({"model": cfg.model}), str(tmp_path / "kd.yaml"))
+    d2 = get_cfg()
+    add_kddetr_config(d2)
+    d2.MODEL.META_ARCHITECTURE, d2.MODEL.DEVICE = "KDDETR", "cpu"
+    d2.MODEL.KDDETR.MODEL_CONFIG = str(tmp_path / "kd.yaml")
+    model = build_model(d2)
+    assert isinstance(model, KDDETR) and not model.teacher.training
+
+
+def test_export_tool_refuses_a_single_model_config(tmp_path):
+    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", "configs/synthetic/dino_r18.py",
+                           "--checkpoint", str(tmp_path / "x.pth"), "--output-dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode != 0 and "is not a distillation config" in proc.stderr

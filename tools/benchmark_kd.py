@@ -1,0 +1,224 @@
+#!/usr/bin/env python
+"""Synthetic evidence for KD-DETR: student AP with and without distillation.
+
+``--family`` picks the detector family (dino, dab_detr, deformable_detr, dab_deformable_detr,
+conditional_detr, or ``all``, one after the other); configs are configs/synthetic/<family>_*.py.
+
+1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
+   file exists, else trains it with configs/synthetic/<family>_r50.py (1000 iterations, or
+   ``--teacher-iters``; DINO: ~21 min on 2 CPU cores).
+2. Students, at equal iterations and schedule, for every seed: the R18 student alone
+   (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
+   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), and with ``--detrdistill``
+   with DETRDistill (detrdistill_<family>_r50_r18.py) and with both distillers
+   (kd_detr_detrdistill_<family>_r50_r18.py). Each run goes through train_net.py and is
+   evaluated on synthetic_val by COCOEvaluator every ``--eval-period`` iterations.
+
+Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png``,
+``<out>/runs.json``. Finished runs are reused (delete their folder to re-run). The training
+cost of the same configs (FLOPs, step times) is tools/distill_cost.py's.
+
+    .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
+    .venv/bin/python tools/benchmark_kd.py --family all --teacher-iters 500 --iters 200 --seeds 0
+    .venv/bin/python tools/benchmark_kd.py --detrdistill --no-inconsistent --iters 200 --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+FAMILIES = ["dino", "dab_detr", "deformable_detr", "dab_deformable_detr", "conditional_detr"]
+STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
+DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
+TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill"}
+
+
+def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False) -> dict:
+    arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
+    if family == "dino" and inconsistent:
+        arms["inconsistent baseline"] = ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", [])
+    if detrdistill:
+        for arm, prefix in ((DD, "detrdistill"), (BOTH, "kd_detr_detrdistill")):
+            config = f"configs/synthetic/{prefix}_{family}_r50_r18.py"
+            if not os.path.isfile(os.path.join(ROOT, config)):
+                raise SystemExit(f"--detrdistill: no {config} for the family '{family}' (DETRDistill's synthetic "
+                                 "configs exist for dino)")
+            arms[arm] = (config, [])
+    return arms
+
+
+# KD-DETR's other ablations (Tables 1 and 5), added with --ablations
+ABLATIONS = {
+    f"{name.replace('_', ' ')}": (f"configs/synthetic/ablations/dino_r50_r18_{name}.py", [])
+    for name in ("similar_foreground", "similar_general", "general_only", "specific_only", "no_fg_weight")
+}
+METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+
+
+def log(msg: str) -> None:
+    print(f"[benchmark_kd {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train(config: str, out: str, overrides, log_file: str) -> None:
+    cmd = [sys.executable, "train_net.py", "--config-file", config, f"train.output_dir={out}", *overrides]
+    log(" ".join(cmd[1:]))
+    with open(log_file, "w") as f:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if proc.returncode != 0:
+        raise SystemExit(f"training failed (exit {proc.returncode}), see {log_file}")
+
+
+def evaluations(out: str, max_iter: int):
+    """[(iterations trained, {AP, AP50, ...})] from a run's metrics.json (periodic evaluations are
+    stored at the 0-based index of their iteration, the final one at ``max_iter``)."""
+    rows = []
+    with open(os.path.join(out, "metrics.json")) as f:
+        for line in f:
+            m = json.loads(line)
+            if "bbox/AP" in m:
+                rows.append((min(m["iteration"] + 1, max_iter), {k: m.get(f"bbox/{k}", float("nan")) for k in METRICS}))
+    return rows
+
+
+def run_arms(args) -> dict:
+    runs = {}
+    arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill),
+            **(ABLATIONS if args.ablations else {})}
+    for seed in args.seeds:
+        for arm, (config, extra) in arms.items():
+            tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS else \
+                f"{TAGS.get(arm, arm.split()[0].lower())}_seed{seed}"
+            out = os.path.join(args.output, tag)
+            if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
+                os.makedirs(out, exist_ok=True)
+                t0 = time.perf_counter()
+                overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
+                             f"train.seed={seed}", "train.checkpointer.period=1000000", *extra, *args.opts]
+                if arm != STUDENT:
+                    overrides.append(f"model.teacher_weights={args.teacher}")
+                train(config, out, overrides, os.path.join(out, "stdout.txt"))
+                final = evaluations(out, args.iters)[-1][1]["AP"]
+                log(f"{arm} seed {seed}: {time.perf_counter() - t0:.0f} s, final AP {final:.1f}")
+            runs.setdefault(arm, {})[seed] = evaluations(out, args.iters)
+    return runs
+
+
+def fmt(values):
+    values = [v for v in values if v == v]
+    if not values:
+        return "nan"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
+    lines = [f"{family}: synthetic shapes (synthetic_val, 200 images), students at {iters} iterations, seeds {seeds}: "
+             "mean ± sample std over seeds.", "",
+             "| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    if teacher_eval:
+        cells = " | ".join(f"{teacher_eval[k]:.1f}" for k in METRICS)
+        lines.append(f"| teacher R50, configs/synthetic/{family}_r50.py (1 run) | {cells} |")
+    for arm, by_seed in runs.items():
+        finals = [rows[-1][1] for rows in by_seed.values()]
+        lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
+    base = [rows[-1][1]["AP"] for rows in runs[STUDENT].values()]
+    kd = [rows[-1][1]["AP"] for rows in runs[KD].values()]
+    gains = [k - b for k, b in zip(kd, base)]
+    summary = f"KD-DETR - student only, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP " \
+              f"(mean {statistics.mean(gains):+.1f})"
+    for arm, name in (("inconsistent baseline", "inconsistent"), (DD, "DETRDistill"), (BOTH, "KD-DETR + DETRDistill")):
+        if arm in runs:
+            other = [rows[-1][1]["AP"] for rows in runs[arm].values()]
+            per_seed = ", ".join(f"{o - b:+.1f}" for o, b in zip(other, base))
+            mean_gain = statistics.mean(other) - statistics.mean(base)
+            summary += f"; {name} - student only: {per_seed} AP (mean {mean_gain:+.1f})"
+    lines += ["", summary + "."]
+    return "\n".join(lines)
+
+
+def plot(runs, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = ["tab:gray", "tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:green", "tab:olive", "tab:cyan"]
+    for (arm, by_seed), color in zip(runs.items(), colors):
+        for i, rows in enumerate(by_seed.values()):
+            ax.plot([r[0] for r in rows], [r[1]["AP"] for r in rows], "o-", color=color, alpha=0.7,
+                    label=arm if i == 0 else None)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("COCO AP on synthetic_val")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", default="dino", choices=FAMILIES + ["all"])
+    parser.add_argument("--teacher", default="", help="default: output/synthetic/<family>_r50/model_final.pth")
+    parser.add_argument("--teacher-iters", type=int, default=0, help="train a missing teacher this long (default: "
+                        "the config's 1000 iterations)")
+    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--eval-period", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", default="", help="default: output/benchmark_kd (DINO) or "
+                        "output/benchmark_kd/<family>")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also train the other ablation configs (similar foreground/general, general/specific "
+                        "only, no foreground weight)")
+    parser.add_argument("--no-inconsistent", action="store_true", help="skip DINO's inconsistent-baseline arm")
+    parser.add_argument("--detrdistill", action="store_true",
+                        help="also train DETRDistill and KD-DETR + DETRDistill students (DINO)")
+    parser.add_argument("opts", nargs="*", help="extra key=value overrides for every training run")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    families = FAMILIES if args.family == "all" else [args.family]
+    if len(families) > 1 and (args.teacher or args.output):
+        raise SystemExit("--family all picks each family's teacher and output folder; drop --teacher/--output")
+    reports = [run_family(argparse.Namespace(**{**vars(args), "family": f})) for f in families]
+    if len(families) > 1:
+        path = os.path.join("output/benchmark_kd", "families.md")
+        with open(path, "w") as f:
+            f.write("\n\n".join(reports) + "\n")
+        log(f"wrote {path}")
+
+
+def run_family(args) -> str:
+    family = args.family
+    args.teacher = args.teacher or f"output/synthetic/{family}_r50/model_final.pth"
+    args.output = args.output or ("output/benchmark_kd" if family == "dino" else f"output/benchmark_kd/{family}")
+    os.makedirs(args.output, exist_ok=True)
+    if not os.path.isfile(args.teacher):
+        config = f"configs/synthetic/{family}_r50.py"
+        log(f"no teacher at {args.teacher}: training one with {config}")
+        out = os.path.dirname(args.teacher)
+        overrides = [f"train.max_iter={args.teacher_iters}"] if args.teacher_iters else []
+        train(config, out, overrides, os.path.join(args.output, "teacher_stdout.txt"))
+    teacher_rows = evaluations(os.path.dirname(args.teacher), 10**9) if os.path.isfile(
+        os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []
+    runs = run_arms(args)
+    text = table(runs, teacher_rows[-1][1] if teacher_rows else None, args.iters, args.seeds, family) + "\n"
+    plot(runs, os.path.join(args.output, "ap_vs_iter.png"))
+    with open(os.path.join(args.output, "runs.json"), "w") as f:
+        json.dump(runs, f, indent=1)
+    with open(os.path.join(args.output, "results.md"), "w") as f:
+        f.write(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

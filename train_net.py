@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Train and evaluate KD-DETR models with Detectron2 LazyConfig files (the detrex shape).
+
+    python train_net.py --config-file configs/dino_r50.py --num-gpus 8
+    python train_net.py --config-file configs/dino_r50.py --eval-only train.init_checkpoint=model.pth
+    python train_net.py --config-file configs/synthetic/dino_r18.py train.max_iter=20   # CPU demo
+    python train_net.py --config-file configs/dino_r50_r18.py --num-gpus 8              # distillation
+
+A distillation config (``model = L(KDDETR)(...)``) trains the student only, with the
+DistillTrainer; ``train.init_checkpoint`` then initialises the student (e.g. its ImageNet
+backbone) and the teacher always comes from ``model.teacher_weights``.
+"""
+import logging
+import os
+import sys
+import warnings
+
+# fvcore (imported by detectron2) scripts a function with torch.jit, which recent torch reports as
+# deprecated on every start; it is not ours to fix, and says nothing to a user.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+from detectron2.engine import default_argument_parser, default_setup, default_writers, hooks, launch
+from detectron2.engine.defaults import create_ddp_model
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+# configs and this script import kddetr; this finds it in a source checkout that was not pip-installed
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "projects", "KDDETR"))
+
+from kddetr.checkpoint import read_state_dict, student_state_dict
+from kddetr.config import apply_user_dataset, check_device, check_inputs, check_num_classes, load_config
+from kddetr.data import build_train_loader
+from kddetr.distill import KDDETR
+from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap
+
+logger = logging.getLogger("kddetr")
+
+
+def do_test(cfg, model):
+    """Run the COCO evaluator of ``cfg.dataloader`` on ``model``; returns its results."""
+    if "evaluator" not in cfg.dataloader:
+        return {}
+    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    print_csv_format(results)
+    return results
+
+
+def build_model(cfg):
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    logger.info("Model:\n{}".format(model))
+    return model
+
+
+def load_weights(model, path: str) -> None:
+    """Load ``path`` for evaluation or as initialisation. A distillation checkpoint
+    (``student.*`` keys) goes into a distiller whole, or into a bare student; any other file
+    into the model, or into a distiller's student (e.g. its ImageNet backbone)."""
+    model = unwrap(model)
+    state = read_state_dict(path) if path else {}
+    distill_ckpt = any(k.startswith("student.") for k in state)
+    if distill_ckpt and not isinstance(model, KDDETR):
+        model.load_state_dict(student_state_dict(path, state))  # strict: every student tensor
+        logger.info(f"Loaded the student of distillation checkpoint {path}")
+        return
+    if isinstance(model, KDDETR) and not distill_ckpt:
+        model = model.student
+    DetectionCheckpointer(model).load(path)
+
+
+def ddp(cfg, model):
+    kwargs = dict(cfg.train.ddp)
+    if torch.device(cfg.train.device).type == "cpu":
+        kwargs.update(device_ids=None, output_device=None)  # GLOO on CPU processes
+    return create_ddp_model(model, **kwargs)
+
+
+def do_train(args, cfg):
+    model = build_model(cfg)
+    distill = isinstance(model, KDDETR)
+    # a distiller's optimizer holds everything trainable: the student and the distiller's own
+    # parts (DETRDistill's adapter and projection heads); the frozen teacher has no trainable parameter
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    train_loader, sampler = build_train_loader(cfg.dataloader.train)
+    check_num_classes(cfg)
+    model = ddp(cfg, model)
+
+    # EMA of what the checkpoints hold: the whole model, or a distiller's student
+    ema = None
+    if cfg.train.model_ema.enabled:
+        ema = ModelEMA(model, cfg.train.model_ema.decay, cfg.train.model_ema.device)
+    kwargs = dict(
+        amp=cfg.train.amp.enabled,
+        clip_grad_params=dict(cfg.train.clip_grad.params) if cfg.train.clip_grad.enabled else None,
+        device=cfg.train.device,
+        sampler=sampler,
+        samples_per_iter=cfg.dataloader.train.total_batch_size // comm.get_world_size(),
+    )
+    if distill:
+        seed = cfg.train.seed if cfg.train.seed >= 0 else torch.initial_seed() % 2**31
+        trainer = DistillTrainer(model, train_loader, optimizer, seed=seed, **kwargs)
+    else:
+        trainer = Trainer(model, train_loader, optimizer, **kwargs)
+    extra = {"ema": ema} if ema is not None else {}
+    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer, **extra)
+
+    def test_fn():
+        if ema is not None and cfg.train.model_ema.use_ema_for_evaluation:
+            with ema.swapped_into(model) as m:
+                return do_test(cfg, m)
+        return do_test(cfg, model)
+
+    trainer.register_hooks([
+        hooks.IterationTimer(),
+        EMAHook(ema, model) if ema is not None else None,
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+        hooks.EvalHook(cfg.train.eval_period, test_fn),
+        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
+        if comm.is_main_process() else None,
+    ])
+    if args.resume and checkpointer.has_checkpoint():
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
+        start_iter = trainer.iter + 1
+    else:
+        if cfg.train.init_checkpoint:
+            load_weights(model, cfg.train.init_checkpoint)
+        start_iter = 0
+    trainer.train(start_iter, cfg.train.max_iter)
+
+
+def check_config(cfg, args) -> None:
+    """The checks that need nothing built: the user dataset (registered here), every input file,
+    the device. (``load_config`` has checked the override keys.)"""
+    apply_user_dataset(cfg)
+    check_inputs(cfg, eval_only=args.eval_only)
+    check_device(cfg.train.device, args.num_gpus)
+
+
+def main(args):
+    cfg = load_config(args.config_file, args.opts)
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="kddetr")
+    check_config(cfg, args)
+    default_setup(cfg, args)
+    if torch.device(cfg.train.device).type == "cpu" and comm.get_world_size() > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
+
+    if args.eval_only:
+        if "student" in cfg.model:  # a distillation config: evaluate the student, no teacher needed
+            cfg.model = cfg.model.student
+        model = ddp(cfg, build_model(cfg))
+        load_weights(model, cfg.train.init_checkpoint)
+        return do_test(cfg, model)
+    do_train(args, cfg)
+
+
+def cli(argv=None) -> None:
+    args = default_argument_parser().parse_args(argv)
+    try:
+        # once here, before processes are spawned: a mistake is one message, not a traceback per process
+        check_config(load_config(args.config_file, args.opts), args)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"train_net.py: {e.args[0] if e.args else e}") from None
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    cli()
