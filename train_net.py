@@ -26,18 +26,20 @@ from detectron2.engine import default_argument_parser, default_setup, default_wr
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.events import JSONWriter
 from detectron2.utils.logger import setup_logger
 
 # configs and this script import kddetr; this finds it in a source checkout that was not pip-installed
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "projects", "KDDETR"))
 
-from kddetr.checkpoint import read_state_dict, student_state_dict
+from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, load_strict, read_state_dict, student_state_dict
 from kddetr.config import apply_user_dataset, check_device, check_inputs, check_num_classes, load_config
 from kddetr.data import build_train_loader
 from kddetr.distill import KDDETR
 from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap
 
 logger = logging.getLogger("kddetr")
+INIT_KEY = "train.init_checkpoint"
 
 
 def do_test(cfg, model):
@@ -57,19 +59,40 @@ def build_model(cfg):
 
 
 def load_weights(model, path: str) -> None:
-    """Load ``path`` for evaluation or as initialisation. A distillation checkpoint
-    (``student.*`` keys) goes into a distiller whole, or into a bare student; any other file
-    into the model, or into a distiller's student (e.g. its ImageNet backbone)."""
+    """Load ``train.init_checkpoint`` as initialisation. A distillation checkpoint (``student.*``
+    keys) goes into a distiller whole; any other file into the model, or into a distiller's
+    student (e.g. its ImageNet backbone: missing keys are expected and only logged)."""
     model = unwrap(model)
-    state = read_state_dict(path) if path else {}
-    distill_ckpt = any(k.startswith("student.") for k in state)
-    if distill_ckpt and not isinstance(model, KDDETR):
-        model.load_state_dict(student_state_dict(path, state))  # strict: every student tensor
-        logger.info(f"Loaded the student of distillation checkpoint {path}")
-        return
-    if isinstance(model, KDDETR) and not distill_ckpt:
+    state = read_state_dict(path, INIT_KEY)  # a corrupt file is named here, with its config key
+    if isinstance(model, KDDETR) and not any(k.startswith("student.") for k in state):
         model = model.student
     DetectionCheckpointer(model).load(path)
+
+
+def load_for_evaluation(model, path: str) -> None:
+    """Load every tensor of the evaluated model from ``path`` (``--eval-only``): a checkpoint of
+    the model, or a distillation checkpoint whose student it is. Anything missing or of another
+    shape is refused: evaluating half-random weights would report a meaningless AP."""
+    model = unwrap(model)
+    state = read_state_dict(path, INIT_KEY)
+    if any(k.startswith("student.") for k in state):
+        state = student_state_dict(path, state)
+    unused = load_strict(model, path, state, key=INIT_KEY,
+                         fix="Evaluate it with the config it was trained with (and the same key=value overrides).")
+    logger.info(f"Loaded all {len(model.state_dict())} tensors of the evaluated model from {path}"
+                + (f" ({unused} extra keys in the file ignored)" if unused else ""))
+
+
+def writers(cfg):
+    """Detectron2's default writers; the losses in metrics.json are medians over the last
+    ``train.metrics_window`` iterations (1: each iteration's own values)."""
+    out = default_writers(cfg.train.output_dir, cfg.train.max_iter)
+    window = cfg.train.get("metrics_window", 20)
+    for i, w in enumerate(out):
+        if isinstance(w, JSONWriter) and window != w._window_size:
+            w.close()
+            out[i] = JSONWriter(os.path.join(cfg.train.output_dir, "metrics.json"), window_size=window)
+    return out
 
 
 def ddp(cfg, model):
@@ -101,13 +124,12 @@ def do_train(args, cfg):
         sampler=sampler,
         samples_per_iter=cfg.dataloader.train.total_batch_size // comm.get_world_size(),
     )
-    if distill:
-        seed = cfg.train.seed if cfg.train.seed >= 0 else torch.initial_seed() % 2**31
-        trainer = DistillTrainer(model, train_loader, optimizer, seed=seed, **kwargs)
-    else:
-        trainer = Trainer(model, train_loader, optimizer, **kwargs)
+    # base of the per-step random streams (the same on every process; --resume restores it)
+    kwargs["seed"] = cfg.train.seed if cfg.train.seed >= 0 else comm.shared_random_seed()
+    trainer = (DistillTrainer if distill else Trainer)(model, train_loader, optimizer, **kwargs)
     extra = {"ema": ema} if ema is not None else {}
-    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer, **extra)
+    checkpointer = FiniteCheckpointer(model, cfg.train.output_dir, trainer=trainer, **extra)
+    trainer.checkpointer = checkpointer
 
     def test_fn():
         if ema is not None and cfg.train.model_ema.use_ema_for_evaluation:
@@ -121,8 +143,7 @@ def do_train(args, cfg):
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         hooks.EvalHook(cfg.train.eval_period, test_fn),
-        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
-        if comm.is_main_process() else None,
+        hooks.PeriodicWriter(writers(cfg), period=cfg.train.log_period) if comm.is_main_process() else None,
     ])
     if args.resume and checkpointer.has_checkpoint():
         checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
@@ -138,6 +159,9 @@ def check_config(cfg, args) -> None:
     """The checks that need nothing built: the user dataset (registered here), every input file,
     the device. (``load_config`` has checked the override keys.)"""
     apply_user_dataset(cfg)
+    if args.eval_only and not cfg.train.init_checkpoint:
+        raise ValueError("--eval-only needs the weights to evaluate: set train.init_checkpoint=<model_final.pth> "
+                         "(a checkpoint of this config, or a distillation checkpoint of this pair config).")
     check_inputs(cfg, eval_only=args.eval_only)
     check_device(cfg.train.device, args.num_gpus)
 
@@ -154,7 +178,7 @@ def main(args):
         if "student" in cfg.model:  # a distillation config: evaluate the student, no teacher needed
             cfg.model = cfg.model.student
         model = ddp(cfg, build_model(cfg))
-        load_weights(model, cfg.train.init_checkpoint)
+        load_for_evaluation(model, cfg.train.init_checkpoint)
         return do_test(cfg, model)
     do_train(args, cfg)
 
@@ -166,8 +190,11 @@ def cli(argv=None) -> None:
         check_config(load_config(args.config_file, args.opts), args)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
         raise SystemExit(f"train_net.py: {e.args[0] if e.args else e}") from None
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except CheckpointError as e:  # a checkpoint that cannot be read or does not match: no traceback needed
+        raise SystemExit(f"train_net.py: {e}") from None
 
 
 if __name__ == "__main__":

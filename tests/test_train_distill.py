@@ -44,7 +44,7 @@ def test_distillation_trains_logs_kd_terms_and_evaluates_the_student(distilled):
     ckpt = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)
     assert not any(k.startswith("teacher.") for k in ckpt["model"])  # student-only checkpoints
     assert any(k.startswith("student.") for k in ckpt["model"])
-    assert {"sampler", "points_generator", "optimizer"} <= set(ckpt["trainer"])
+    assert {"sampler", "seed", "optimizer"} <= set(ckpt["trainer"])
     # the optimizer holds the student's parameters only
     student_params = sum(1 for k in ckpt["model"] if k.startswith("student.") and "running_" not in k
                          and "num_batches" not in k)
@@ -80,7 +80,7 @@ def test_resume_restores_iteration_sampler_and_points(distilled, teacher_ckpt, t
 
 
 def test_trainer_state_restores_the_sample_stream_and_the_points():
-    """The sampler position and the point generator are part of the trainer's checkpoint."""
+    """The sampler position and the seed of the per-step points are part of the trainer's checkpoint."""
     from kddetr.data.samplers import ResumableTrainingSampler
     from kddetr.engine import DistillTrainer
 
@@ -93,16 +93,20 @@ def test_trainer_state_restores_the_sample_stream_and_the_points():
     state = trainer.state_dict()
     stream = iter(sampler)
     uninterrupted = [next(stream) for _ in range(6 * 4 + 8)][6 * 4:]
-    points = model.sample_points(trainer.points_generator)
+    trainer.iter = 6  # the first iteration after the checkpoint
+    points = trainer.step_points()
 
     other = ResumableTrainingSampler(50, seed=123)
     resumed = DistillTrainer(model, [synthetic_batch(2)], opt, device="cpu", seed=99, sampler=other,
                              samples_per_iter=4)
     resumed.load_state_dict(state)
-    assert resumed.iter == 5
+    assert resumed.iter == 5 and resumed.seed == 3
     stream = iter(other)
     assert [next(stream) for _ in range(8)] == uninterrupted
-    torch.testing.assert_close(model.sample_points(resumed.points_generator), points)
+    resumed.iter = 6
+    torch.testing.assert_close(resumed.step_points(), points)
+    resumed.iter = 7
+    assert not torch.equal(resumed.step_points()["general"], points["general"])  # a new draw every step
 
 
 def test_two_process_cpu_distillation(tmp_path, teacher_ckpt):

@@ -13,6 +13,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 
+from kddetr.checkpoint import CheckpointError  # noqa: E402
 from kddetr.config import apply_user_dataset, config_argument_parser, load_config  # noqa: E402
 from kddetr.export import export_student  # noqa: E402
 
@@ -29,7 +30,10 @@ def main() -> None:
     if "student" not in cfg.model:
         raise SystemExit(f"{args.config_file} is not a distillation config (no model.student); a single-model "
                          "checkpoint can be served as it is.")
-    path = export_student(cfg, args.checkpoint, args.output_dir, args.device)
+    try:
+        path = export_student(cfg, args.checkpoint, args.output_dir, args.device)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise SystemExit(f"export_student.py: {e}") from None
     print(f"wrote {os.path.dirname(path)}/{{student.pth, student_model.yaml, predictor.yaml}}")
 
 

@@ -16,11 +16,11 @@ sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a so
 import cv2  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
-from detectron2.engine import DefaultPredictor  # noqa: E402
 from detectron2.utils.visualizer import Visualizer  # noqa: E402
 
 import kddetr  # noqa: E402,F401  (registers datasets and meta-architectures)
 from kddetr.config import add_kddetr_config  # noqa: E402
+from kddetr.export import StudentPredictor  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     image = cv2.imread(path)
     if image is None:
         raise SystemExit(f"cannot read image '{path}'")
-    instances = DefaultPredictor(cfg)(image)["instances"].to("cpu")
+    instances = StudentPredictor(cfg)(image)["instances"].to("cpu")
     instances = instances[instances.scores >= args.score_threshold]
     metadata = MetadataCatalog.get(dataset) if dataset else None
     vis = Visualizer(image[:, :, ::-1], metadata, scale=args.scale).draw_instance_predictions(instances)

@@ -1,25 +1,45 @@
-"""Reading checkpoint files outside of a Checkpointer (teacher weights, student export)."""
+"""Reading checkpoint files outside of a Checkpointer (teacher weights, evaluation, student
+export), strict comparison of a state dict with a model, and a checkpointer that never writes
+non-finite weights."""
 from __future__ import annotations
 
 import pickle
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
-from torch import Tensor
+from torch import Tensor, nn
 
 
-def read_state_dict(path: str) -> Dict[str, Tensor]:
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, or that does not match the model it is loaded into
+    (the message names the file, the config key it came from and the fix)."""
+
+
+def read_state_dict(path: str, key: str = "") -> Dict[str, Tensor]:
     """The model state dict of a Detectron2/detrex checkpoint (``{"model": ...}`` or bare),
-    ``.pth`` or detectron2 ``.pkl``, local or a URL/``detectron2://`` path. Non-tensors dropped."""
+    ``.pth`` or detectron2 ``.pkl``, local or a URL/``detectron2://`` path. Non-tensors dropped.
+
+    ``key``: the config key the path came from (e.g. ``model.teacher_weights``), named in the
+    error a truncated or corrupt file gets."""
     local = PathManager.get_local_path(path)
-    if local.endswith(".pkl"):
-        with open(local, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
-    else:
-        data = torch.load(local, map_location="cpu", weights_only=False)
+    try:
+        if local.endswith(".pkl"):
+            with open(local, "rb") as f:
+                data = pickle.load(f, encoding="latin1")
+        else:
+            data = torch.load(local, map_location="cpu", weights_only=False)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as e:
+        source = f" ({key})" if key else ""
+        raise CheckpointError(f"Checkpoint '{path}'{source} cannot be read: {type(e).__name__}: {e}. The file is "
+                              "truncated or corrupt (e.g. a copy or a save that was interrupted); point the key at "
+                              "another checkpoint, such as an earlier model_XXXXXXX.pth of the same run.") from e
     state = data.get("model", data) if isinstance(data, dict) else data
+    if not isinstance(state, dict):
+        raise CheckpointError(f"Checkpoint '{path}'{f' ({key})' if key else ''} holds a {type(state).__name__}, not a "
+                              "state dict (a dict of tensors, or {'model': dict}).")
     return {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state.items()
             if isinstance(v, (Tensor, np.ndarray))}
 
@@ -33,3 +53,56 @@ def student_state_dict(path: str, state: Optional[Dict[str, Tensor]] = None) -> 
         raise ValueError(f"'{path}' holds no 'student.*' weights: it is not a distillation checkpoint written by "
                          "train_net.py with a KDDETR config.")
     return student
+
+
+def state_dict_problems(model: nn.Module, state: Dict[str, Tensor]) -> List[str]:
+    """How ``state`` fails to load into ``model`` strictly: missing parameters/buffers and shape
+    mismatches, as short phrases with counts and the first offending keys ([] = it loads)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        first = ', '.join(missing[:3])
+        problems.append(f"lacks {len(missing)} of the model's {len(expected)} tensors (first: {first})")
+    if wrong:
+        problems.append(f"has {len(wrong)} with other shapes (checkpoint vs model; first: {', '.join(wrong[:3])})")
+    return problems
+
+
+def load_strict(model: nn.Module, path: str, state: Optional[Dict[str, Tensor]] = None, key: str = "",
+                fix: str = "") -> int:
+    """Load every tensor of ``model`` from ``path`` (or from ``state``, its already-read state dict);
+    refuse with a message naming the file, the counts and the first offending keys when a parameter
+    is missing or has another shape. Extra keys in the file are ignored; returns their number."""
+    state = read_state_dict(path, key) if state is None else state
+    problems = state_dict_problems(model, state)
+    if problems:
+        source = f" ({key})" if key else ""
+        raise CheckpointError(f"Checkpoint '{path}'{source} does not match the {type(model).__name__} of the config: "
+                              f"it {' and '.join(problems)}. "
+                              f"{fix or 'Use the config the checkpoint was trained with.'}")
+    expected = model.state_dict()
+    model.load_state_dict({k: state[k] for k in expected}, strict=True)
+    return len([k for k in state if k not in expected])
+
+
+def non_finite_tensors(state: Dict[str, Tensor]) -> List[str]:
+    """Names of the floating-point tensors of ``state`` that hold a NaN or an infinity."""
+    return [k for k, v in state.items() if isinstance(v, Tensor) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
+
+
+class FiniteCheckpointer(DetectionCheckpointer):
+    """Detectron2's checkpointer that refuses to write a model with non-finite weights, so that
+    ``last_checkpoint`` always names weights a run can resume from."""
+
+    def save(self, name: str, **kwargs) -> None:
+        bad = non_finite_tensors(self.model.state_dict())
+        if bad:
+            raise FloatingPointError(
+                f"Not writing checkpoint '{name}': {len(bad)} model tensors are non-finite (first: "
+                f"{', '.join(bad[:3])}). The last good checkpoint is "
+                f"{self.get_checkpoint_file() if self.has_checkpoint() else 'none (nothing was written yet)'}.")
+        super().save(name, **kwargs)

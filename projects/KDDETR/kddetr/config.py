@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import logging
+import math
 import os
 import re
-from typing import Iterator, List, Optional, Sequence
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import CfgNode, LazyConfig
@@ -34,12 +37,38 @@ def _walk_keys(node, prefix: str = "") -> Iterator[str]:
             yield from _walk_keys(node._get_node(i), key)
 
 
+def _is_target_argument(cfg: DictConfig, key: str) -> bool:
+    """Whether ``key`` names a keyword argument that the config does not set but the callable of a
+    LazyCall node accepts (e.g. ``model.allow_untrained_teacher`` of ``L(KDDETR)(...)``)."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    if not isinstance(parent, DictConfig) or "_target_" not in parent:
+        return False
+    target = parent._target_
+    if isinstance(target, str):
+        from detectron2.utils.registry import locate
+
+        try:
+            target = locate(target)
+        except Exception:
+            return False
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return leaf in params and params[leaf].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                    inspect.Parameter.KEYWORD_ONLY)
+
+
 def check_override_keys(cfg: DictConfig, overrides: Sequence[str], config_file: str) -> None:
-    """Refuse ``key=value`` overrides whose key does not exist, naming close matches."""
+    """Refuse ``key=value`` overrides whose key does not exist, naming close matches. A keyword
+    argument of a LazyCall node's callable that the config leaves at its default counts as a key."""
     known = None
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
         if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is not _MISSING:
+            continue
+        if _is_target_argument(cfg, key):
             continue
         if known is None:
             known = list(_walk_keys(cfg))
@@ -49,16 +78,192 @@ def check_override_keys(cfg: DictConfig, overrides: Sequence[str], config_file: 
                        "Every run writes the full key list to train.output_dir/config.yaml.")
 
 
+def _program() -> str:
+    """The script being run (``train_net.py`` or a tool), for the command lines messages suggest."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name.endswith(".py") else "train_net.py"
+
+
+def check_override_syntax(overrides: Sequence[str], config_file: str) -> None:
+    """Refuse override words that are not ``key=value``: a flag written after the overrides (the
+    argument parser reads every word after the first override as one, so ``--resume`` there would
+    be taken for a config key), a word without ``=`` and a ``~key`` deletion. Raises ValueError."""
+    overrides = list(overrides)
+    for i, item in enumerate(overrides):
+        if item.startswith("-") and not re.match(r"-[\d.]", item):
+            words = [item]
+            for word in overrides[i + 1:]:  # the flag's own arguments, such as the 2 of --num-gpus 2
+                if "=" in word or word.startswith("-"):
+                    break
+                words.append(word)
+            flag = " ".join(words)
+            raise ValueError(
+                f"'{item}' is a flag, but it was written after the key=value config overrides, where every word is "
+                f"read as an override; flags go before the overrides: {_program()} --config-file {config_file} "
+                f"{flag} key=value ...")
+        if item.startswith("~"):
+            raise ValueError(f"Config override '{item}': deleting a key is not supported; set it instead, "
+                             f"e.g. {item[1:].split('=', 1)[0]}=null.")
+        if "=" not in item:
+            raise ValueError(
+                f"Config override '{item}' is not of the form key=value. Write each override as one word with no "
+                "spaces around '=' (e.g. train.max_iter=1000), and quote a value that holds spaces.")
+
+
+# leaf keys that take one string or a list of strings (Detectron2 dataset names)
+_STR_OR_LIST_KEYS = ("names",)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"str {value!r}"
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value)
+    return f"{type(value).__name__} {value}"
+
+
+def _original(cfg: DictConfig, key: str) -> Tuple[bool, Any]:
+    """``(checked, value)`` for the config's entry at ``key``: ``checked`` is False where any value
+    is accepted (a missing entry, an interpolation such as ``"${..lr}"``, or None); ``value`` is
+    the raw value, or the DictConfig/ListConfig node of a subtree."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    if isinstance(parent, ListConfig) and leaf.lstrip("-").isdigit():
+        index = int(leaf)
+        if not -len(parent) <= index < len(parent):
+            return False, None
+        node = parent._get_node(index)
+    elif isinstance(parent, DictConfig) and leaf in parent:
+        node = parent._get_node(leaf)
+    else:
+        return False, None
+    if node is None or node._is_interpolation() or node._is_none():
+        return False, None
+    return True, node if OmegaConf.is_config(node) else node._value()
+
+
+def _check_value(item: str, key: str, given: Any, original: Any, config_file: str) -> Tuple[bool, Any]:
+    """Check one override's parsed value against the config's value; returns ``(converted, value)``.
+    Raises ValueError naming the key, the expected type, the value given and an example fix."""
+    text = item.split("=", 1)[1]
+    if isinstance(given, str) and "${" in given:
+        return False, given  # an interpolation: resolved when the config is read
+    leaf = key.rpartition(".")[2]
+    if leaf in _STR_OR_LIST_KEYS and isinstance(original, (str, ListConfig)) and \
+            (isinstance(given, str) or (isinstance(given, list) and all(isinstance(v, str) for v in given))):
+        return False, given  # one dataset name or a list of them
+    if isinstance(original, DictConfig):
+        return False, given  # a LazyCall subtree: may be replaced by anything, null included
+    elif isinstance(original, ListConfig):
+        if given is None or isinstance(given, (list, tuple)):
+            return False, given
+        example = ",".join(str(v) for v in OmegaConf.to_container(original))
+        kind, hint = "a list", f"Give a list in brackets, e.g. {key}=[{example}]"
+    elif isinstance(original, bool):
+        if isinstance(given, bool):
+            return False, given
+        kind, hint = "a bool", f"Give True or False, e.g. {key}={not original}"
+    elif isinstance(original, int):
+        if isinstance(given, int) and not isinstance(given, bool):
+            return False, given
+        if isinstance(given, float) and math.isfinite(given) and given == int(given):
+            return True, int(given)  # 1e5 or 3.0
+        example = int(given) if isinstance(given, float) and math.isfinite(given) else original
+        kind, hint = "an int", f"Give an integer, e.g. {key}={example}"
+    elif isinstance(original, float):
+        if isinstance(given, float):
+            return False, given
+        if isinstance(given, int) and not isinstance(given, bool):
+            return True, float(given)
+        kind, hint = "a float", f"Give a number, e.g. {key}={original}"
+    elif isinstance(original, str):
+        if isinstance(given, str):
+            return False, given
+        if isinstance(given, (bool, int, float)):
+            return True, text.strip()  # the text as written: train.output_dir=5 is the folder '5'
+        kind = "a string"
+        if given is None:
+            hint = f"Give a string, e.g. {key}='' for an empty one"
+        else:
+            hint = f"Quote a string that holds brackets, braces or commas, e.g. {key}='{text}'"
+    else:
+        return False, given  # a class, a function or another object: not checked
+    raise ValueError(f"Config override '{item}': {key} is {kind} in {config_file} (value {original!r}), got "
+                     f"{_describe(given)}. {hint}.")
+
+
+def check_override_values(cfg: DictConfig, overrides: Sequence[str], config_file: str) -> Dict[str, Any]:
+    """Check the value of every ``key=value`` override against the type of the config's value at
+    that key, parsing each value as Detectron2's ``LazyConfig.apply_overrides`` does (Hydra's
+    override grammar: ``abc`` is a str, ``3.5`` a float, ``3`` an int, ``null`` None, ``[1,2]`` a
+    list, ``True`` a bool).
+
+    Rules, by the type of the config's value:
+
+    * int: an int; a float with an integral value (``1e5``, ``3.0``) is converted. Not a bool.
+    * float: a float, or an int (converted to float). Not a bool.
+    * bool: True or False only.
+    * str: a str; a number or bool is taken as the text written (``train.output_dir=5`` is ``'5'``).
+      Not null (give ``key=''``) nor a list or dict. Dataset ``names`` also take a list of strings.
+    * list: a list, or null.
+    * a dict (a LazyCall subtree), None, an interpolation, or any other object (a class, a
+      function): anything.
+
+    An interpolation given as the value (``key=${other.key}``) is always accepted. Raises ValueError
+    with one message naming the key, the expected type, the value given and an example fix.
+    Returns ``{key: value}`` for the overrides whose value was converted, the last override of a key
+    winning (:func:`load_config` sets these after applying the overrides).
+    """
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.errors import OverrideParseException
+    except ImportError:  # Detectron2 then parses values with ast.literal_eval: nothing to compare with
+        return {}
+    parser = OverridesParser.create()
+    converted: Dict[str, Any] = {}
+    for item in overrides:
+        try:
+            override = parser.parse_overrides([item])[0]
+        except OverrideParseException as e:
+            reason = str(e).splitlines()[-2] if len(str(e).splitlines()) > 1 else str(e)
+            raise ValueError(f"Config override '{item}' cannot be parsed ({reason.strip()}). Quote a value that "
+                             f"holds characters such as [ ] {{ }} ( ) , or spaces, e.g. key='a,b'.") from None
+        key = override.key_or_group
+        if override.is_sweep_override():
+            raise ValueError(f"Config override '{item}': a value with commas is a list of runs (a Hydra sweep), "
+                             f"which is not supported. Put a list in brackets ({key}=[{item.split('=', 1)[1]}]) or "
+                             f"quote a string ({key}='{item.split('=', 1)[1]}').")
+        checked, original = _original(cfg, key)
+        was_converted, value = _check_value(item, key, override.value(), original, config_file) if checked \
+            else (False, None)
+        if was_converted:
+            converted[key] = value
+        else:
+            converted.pop(key, None)
+    return converted
+
+
 def load_config(path: str, opts: Sequence[str] = ()) -> DictConfig:
-    """Load the LazyConfig file ``path``, refuse overrides whose key does not exist (naming close
-    matches), and apply ``opts`` (``key=value`` strings, Detectron2's override syntax)."""
+    """Load the LazyConfig file ``path`` and apply ``opts`` (``key=value`` strings, Detectron2's
+    override syntax), after refusing overrides that are not ``key=value`` (such as a flag written
+    after them, :func:`check_override_syntax`), whose key does not exist (naming close matches,
+    :func:`check_override_keys`) or whose value does not fit the config's value at that key
+    (:func:`check_override_values`). Every refusal is one ValueError/KeyError raised before
+    anything is built."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Config file '{path}' does not exist. Paths are relative to the directory you run "
                                 "from; the configs live in configs/ at the repository root.")
     cfg = LazyConfig.load(path)
     opts = list(opts)
+    check_override_syntax(opts, path)
     check_override_keys(cfg, opts, path)
-    return LazyConfig.apply_overrides(cfg, opts)
+    converted = check_override_values(cfg, opts, path)
+    cfg = LazyConfig.apply_overrides(cfg, opts)
+    for key, value in converted.items():
+        OmegaConf.update(cfg, key, value, merge=True)
+    return cfg
 
 
 def config_argument_parser(description: str, config_help: str,

@@ -11,7 +11,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
-from ..checkpoint import read_state_dict
+from ..checkpoint import load_strict, read_state_dict
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
 from .kd_detr import KDDETRLoss
@@ -234,31 +234,17 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
             "output/demo/teacher/ in ~6 min; configs/synthetic/dino_r50.py a stronger one to "
             "output/synthetic/dino_r50/)."
         )
-    state = read_state_dict(path)
+    state = read_state_dict(path, "model.teacher_weights")
     if state and all(k.startswith(TEACHER_PREFIX) or k.startswith("student.") for k in state):
         raise ValueError(
             f"KDDETR: '{path}' is a distillation checkpoint (student.* keys), not a teacher. Point "
             "model.teacher_weights at the teacher's own checkpoint, or export the student first with "
             "tools/export_student.py to use it as a teacher."
         )
-    expected = teacher.state_dict()
-    missing = [k for k in expected if k not in state]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
-    if missing or wrong:
-        what = []
-        if missing:
-            what.append(f"left {len(missing)} of {len(expected)} teacher parameters unloaded (first: {missing[0]})")
-        if wrong:
-            what.append(f"has {len(wrong)} with other shapes (first: {wrong[0]})")
-        raise ValueError(
-            f"KDDETR: teacher checkpoint '{path}' {' and '.join(what)}. The file does not match the teacher "
-            "config (model.teacher): set model.teacher_weights to a checkpoint trained with the teacher's "
-            "single-model config, or make model.teacher match the checkpoint."
-        )
-    teacher.load_state_dict({k: state[k] for k in expected}, strict=True)
-    unused = len([k for k in state if k not in expected])
-    logger.info(f"KDDETR: loaded all {len(expected)} teacher tensors from {path}"
+    unused = load_strict(teacher, path, state, key="model.teacher_weights",
+                         fix="Set model.teacher_weights to a checkpoint trained with the teacher's single-model "
+                         "config, or make model.teacher match the checkpoint.")
+    logger.info(f"KDDETR: loaded all {len(teacher.state_dict())} teacher tensors from {path}"
                 + (f" ({unused} extra keys in the file ignored)" if unused else ""))
 
 

@@ -8,6 +8,8 @@ import torch
 from detectron2.engine import SimpleTrainer
 from torch import Tensor, nn
 
+from ..data.samplers import stream_seed
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a DistributedDataParallel wrapper (or the model itself)."""
@@ -17,21 +19,32 @@ def unwrap(model: nn.Module) -> nn.Module:
 class Trainer(SimpleTrainer):
     """One optimisation step per iteration, as detrex's trainer.
 
+    Every step is checked before it is applied: the loss terms and the gradient norm must be
+    finite (one host sync per step, a few booleans), otherwise training stops *before*
+    ``optimizer.step()`` with a message naming the terms or the norm, the iteration and the last
+    good checkpoint, so the weights stay as they were. Under a CUDA ``GradScaler`` (AMP, fp16)
+    non-finite gradients are the scaler's business: it skips the step and lowers the scale.
+
+    The step's random numbers (DINO's denoising noise, dropout) come from torch's global
+    generator seeded from (``seed``, iteration, rank) at the start of the step, so a resumed run
+    draws what an uninterrupted one would have; ``seed`` is in the checkpoint.
+
     Args:
         model, data_loader, optimizer: as for ``SimpleTrainer``.
         amp: run forward under ``torch.autocast`` with a ``GradScaler`` (CUDA: fp16; CPU: bf16).
         clip_grad_params: kwargs of ``torch.nn.utils.clip_grad_norm_`` (``max_norm``,
             ``norm_type``), or None to disable clipping.
         device: where the model runs (selects the autocast device type).
-        gather_metric_period: write (and host-sync) the losses every this many iterations.
+        gather_metric_period: write the losses to the metric storage every this many iterations.
         sampler: the loader's :class:`~kddetr.data.samplers.ResumableTrainingSampler`; its seed
             goes into the checkpoint and a resumed run continues the same sample stream.
         samples_per_iter: images per iteration on this process (to position the sampler).
+        seed: base seed of the per-step random streams.
     """
 
     def __init__(self, model: nn.Module, data_loader, optimizer, amp: bool = False,
                  clip_grad_params: Optional[Dict] = None, device: str = "cuda", gather_metric_period: int = 1,
-                 sampler=None, samples_per_iter: int = 0):
+                 sampler=None, samples_per_iter: int = 0, seed: int = 0):
         super().__init__(model=model, data_loader=data_loader, optimizer=optimizer,
                          gather_metric_period=gather_metric_period)
         self.amp = amp
@@ -39,8 +52,17 @@ class Trainer(SimpleTrainer):
         self.clip_grad_params = clip_grad_params
         self.grad_scaler = torch.amp.GradScaler(self.device_type, enabled=amp and self.device_type == "cuda")
         self.sampler, self.samples_per_iter = sampler, samples_per_iter
-        # only what the optimizer updates is clipped (a distiller's teacher holds no gradients)
+        self.seed = int(seed)
+        #: the run's checkpointer, named in the message of a stopped step (set by train_net.py)
+        self.checkpointer = None
+        # only what the optimizer updates is clipped and checked (a distiller's teacher holds no gradients)
         self._clip_params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def step_seed(self, stream: int) -> int:
+        """Seed of random stream ``stream`` of this iteration on this process."""
+        from detectron2.utils import comm
+
+        return stream_seed(self.seed, stream, self.iter, comm.get_rank())
 
     def run_step(self) -> None:
         assert self.model.training, "[Trainer] model was changed to eval mode!"
@@ -48,6 +70,7 @@ class Trainer(SimpleTrainer):
         data = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
 
+        torch.manual_seed(self.step_seed(0))  # all devices: denoising noise, dropout
         amp_dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
         with torch.autocast(self.device_type, dtype=amp_dtype, enabled=self.amp):
             loss_dict = self.forward_model(data)
@@ -57,35 +80,47 @@ class Trainer(SimpleTrainer):
 
         self.optimizer.zero_grad()
         self.grad_scaler.scale(losses).backward()
+        self.grad_scaler.unscale_(self.optimizer)  # a no-op without a scaler
+        grads = [p.grad for p in self._clip_params if p.grad is not None]
+        norm_type = (self.clip_grad_params or {}).get("norm_type", 2.0)
+        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type) if grads else torch.zeros(())
+        self._check_step(loss_dict, grad_norm)
         if self.clip_grad_params is not None:
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self._clip_params, **self.clip_grad_params)
+            torch.nn.utils.clip_grads_with_norm_(self._clip_params, self.clip_grad_params["max_norm"], grad_norm)
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
         self._write_metrics(loss_dict, data_time)
+
+    def _check_step(self, loss_dict: Dict[str, Tensor], grad_norm: Tensor) -> None:
+        """Stop before the optimizer step when a loss term or the gradient norm is not finite
+        (gradients only without a grad scaler, which skips such steps itself)."""
+        values = torch.stack([v.detach().float() for v in loss_dict.values()] + [grad_norm.detach().float()])
+        finite = torch.isfinite(values).tolist()  # the step's one host sync
+        loss_ok, grad_ok = all(finite[:-1]), finite[-1] or self.grad_scaler.is_enabled()
+        if loss_ok and grad_ok:
+            return
+        if not loss_ok:
+            what = "non-finite loss terms: " + ", ".join(k for k, ok in zip(loss_dict, finite) if not ok)
+        else:
+            what = (f"the gradient norm is {values[-1].item()} although every loss term is finite "
+                    f"(total {values[:-1].sum().item():.4g})")
+        ckpt = self.checkpointer
+        last = ckpt.get_checkpoint_file() if ckpt is not None and ckpt.has_checkpoint() else None
+        raise FloatingPointError(
+            f"Training stopped at iteration {self.iter}, before the optimizer step (the weights were not "
+            f"changed): {what}. "
+            + (f"The last good checkpoint is {last}: fix the cause and continue from it with --resume. "
+               if last else "No checkpoint was written yet. ")
+            + "Try a lower optimizer.lr, keep train.clip_grad.enabled=True, or disable train.amp.enabled."
+        )
 
     def forward_model(self, data):
         """The training forward of one batch (a hook for subclasses that pass more inputs)."""
         return self.model(data)
 
-    def _write_metrics(self, loss_dict: Dict[str, Tensor], data_time: float, prefix: str = "",
-                       iter: Optional[int] = None) -> None:
-        """Detectron2's metric writer (every ``gather_metric_period`` iterations, the only host
-        sync of the step), plus a loss check that names the offending terms."""
-        iter = self.iter if iter is None else iter
-        if (iter + 1) % self.gather_metric_period == 0:
-            finite = torch.isfinite(torch.stack([v.detach().float() for v in loss_dict.values()])).cpu()
-            if not bool(finite.all()):
-                bad = [k for k, ok in zip(loss_dict, finite.tolist()) if not ok]
-                raise FloatingPointError(
-                    f"Loss became non-finite at iteration {iter}: {', '.join(bad)}. The checkpoints "
-                    "written so far are kept. Try a lower optimizer.lr, keep train.clip_grad.enabled=True, "
-                    "or disable train.amp.enabled."
-                )
-        super()._write_metrics(loss_dict, data_time, prefix, iter)
-
     def state_dict(self) -> Dict:
         state = super().state_dict()
+        state["seed"] = self.seed
         state["grad_scaler"] = self.grad_scaler.state_dict()
         if self.sampler is not None:
             state["sampler"] = self.sampler.state_dict()
@@ -93,6 +128,7 @@ class Trainer(SimpleTrainer):
 
     def load_state_dict(self, state_dict: Dict) -> None:
         super().load_state_dict(state_dict)
+        self.seed = int(state_dict.get("seed", self.seed))
         if "grad_scaler" in state_dict:
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
         if self.sampler is not None and "sampler" in state_dict:
@@ -106,31 +142,22 @@ class DistillTrainer(Trainer):
 
     Each iteration it draws the step's random distillation points with its own generator and
     hands them to the model's training forward, which decodes them in its fused pass (teacher
-    and student see the same points). The generator state is checkpointed, so ``--resume``
-    continues with the points an uninterrupted run would have drawn. The optimizer (built by
-    train_net.py) holds the student's parameters only.
+    and student see the same points). The generator is seeded from (seed, iteration, rank) every
+    step, so each process draws its own points and ``--resume`` (with one process or several)
+    draws the points an uninterrupted run would have drawn, with no generator state to save.
+    The optimizer (built by train_net.py) holds everything trainable of the distiller.
 
-    Args:
-        seed: seed of the point generator (offset by the process rank).
-        other args: as :class:`Trainer`.
+    Args: as :class:`Trainer`.
     """
 
-    def __init__(self, *args, seed: int = 0, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from detectron2.utils import comm
+        self.points_generator = torch.Generator()
 
-        self.points_generator = torch.Generator().manual_seed(int(seed) + comm.get_rank())
+    def step_points(self) -> Dict[str, Tensor]:
+        """This iteration's random distillation points on this process (CPU tensors by point set)."""
+        self.points_generator.manual_seed(self.step_seed(1))
+        return unwrap(self.model).sample_points(self.points_generator)
 
     def forward_model(self, data):
-        distiller = unwrap(self.model)
-        return self.model(data, distill_points=distiller.sample_points(self.points_generator))
-
-    def state_dict(self) -> Dict:
-        state = super().state_dict()
-        state["points_generator"] = self.points_generator.get_state()
-        return state
-
-    def load_state_dict(self, state_dict: Dict) -> None:
-        super().load_state_dict(state_dict)
-        if "points_generator" in state_dict:
-            self.points_generator.set_state(state_dict["points_generator"])
+        return self.model(data, distill_points=self.step_points())

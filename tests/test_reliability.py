@@ -1,0 +1,163 @@
+"""Nothing lost, nothing silent: a blow-up stops before the optimizer step and leaves finite
+checkpoints; evaluation and export load strictly; corrupt checkpoints are named."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT
+from test_train_net import FAST
+
+from kddetr.checkpoint import FiniteCheckpointer, non_finite_tensors, read_state_dict
+from kddetr.config import load_config
+from kddetr.engine import Trainer
+
+
+def run_train_net(args, cwd=ROOT):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train_net.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env=env)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_lr_blow_up_stops_before_the_step_and_leaves_finite_checkpoints(tmp_path):
+    code, log = run_train_net(["--config-file", "configs/synthetic/dino_r18.py", "optimizer.lr=1e6", "train.max_iter=8",
+                               "train.checkpointer.period=1", f"train.output_dir={tmp_path}", *FAST])
+    assert code != 0
+    assert "before the optimizer step (the weights were not changed)" in log, log[-3000:]
+    assert "The last good checkpoint is" in log and "--resume" in log
+    checkpoints = sorted(glob.glob(str(tmp_path / "model_*.pth")))
+    assert checkpoints, "the first steps (before the blow-up) are checkpointed"
+    for path in checkpoints:
+        assert non_finite_tensors(read_state_dict(path)) == [], path
+    last = (tmp_path / "last_checkpoint").read_text().strip()
+    assert os.path.join(str(tmp_path), last) in checkpoints and f"The last good checkpoint is {tmp_path / last}" in log
+
+
+class SqrtModel(torch.nn.Module):
+    """loss = sqrt(w) + w: finite at w = 0, with an infinite gradient there."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.v = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, data):
+        return {"loss_sqrt": torch.sqrt(self.w) + self.v, "loss_v": self.v * 2}
+
+
+def test_non_finite_gradient_is_caught_before_the_step_and_weights_stay():
+    model = SqrtModel()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, [[{}]] * 3, opt, clip_grad_params=dict(max_norm=0.1, norm_type=2), device="cpu")
+    trainer.iter = 0
+    with pytest.raises(FloatingPointError, match=r"iteration 0, before the optimizer step .* gradient norm is inf"
+                       r".* every loss term is finite .*No checkpoint was written yet"):
+        trainer.run_step()
+    assert model.w.item() == 0.0 and model.v.item() == 1.0  # nothing applied
+
+
+def test_non_finite_loss_term_is_named():
+    class NaNLoss(SqrtModel):
+        def forward(self, data):
+            return {"loss_ok": self.v * 1.0, "loss_bad": self.v * float("nan")}
+
+    model = NaNLoss()
+    trainer = Trainer(model, [[{}]] * 3, torch.optim.SGD(model.parameters(), lr=0.1), device="cpu")
+    trainer.iter = 7
+    with pytest.raises(FloatingPointError, match=r"iteration 7, before the optimizer step .*: non-finite loss terms: "
+                       r"loss_bad\. "):
+        trainer.run_step()
+    assert model.v.item() == 1.0
+
+
+def test_checkpointer_never_writes_non_finite_weights(tmp_path):
+    model = SqrtModel()
+    checkpointer = FiniteCheckpointer(model, str(tmp_path))
+    checkpointer.save("model_0000000")
+    with torch.no_grad():
+        model.v.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"Not writing checkpoint 'model_0000001': 1 model tensors .*v\)"
+                       r".*last good checkpoint is .*model_0000000.pth"):
+        checkpointer.save("model_0000001")
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000000.pth"]
+
+
+def model_checkpoint(tmp_path, config, *opts, name="model.pth", prefix=""):
+    """A checkpoint of the model of ``config`` (untrained: only names and shapes matter here)."""
+    from detectron2.config import instantiate
+
+    cfg = load_config(os.path.join(ROOT, config), opts)
+    model = instantiate(cfg.model)
+    path = tmp_path / name
+    torch.save({"model": {prefix + k: v for k, v in model.state_dict().items()}}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("source, opts, expected", [
+    ("configs/synthetic/dino_r50.py", (), r"other shapes \(checkpoint vs model; first: backbone"),
+    ("configs/synthetic/dino_r18.py", ("model.num_classes=3",), r"other shapes .*class_head.0.(weight|bias) \(3,"),
+    ("configs/synthetic/dab_detr_r18.py", (), r"lacks \d+ of the model's \d+ tensors"),
+])
+def test_eval_only_refuses_another_models_checkpoint(tmp_path, source, opts, expected):
+    from detectron2.config import instantiate
+
+    import train_net
+
+    path = model_checkpoint(tmp_path, source, *opts)
+    model = instantiate(load_config(os.path.join(ROOT, "configs/synthetic/dino_r18.py")).model)
+    with pytest.raises(ValueError, match=rf"Checkpoint '{path}' \(train.init_checkpoint\) does not match the DINO "
+                       rf"of the config: it .*{expected}"):
+        train_net.load_for_evaluation(model, path)
+
+
+def test_eval_only_refuses_a_mismatched_checkpoint_and_a_missing_one_from_the_command_line(tmp_path):
+    path = model_checkpoint(tmp_path, "configs/synthetic/dino_r50.py")
+    code, log = run_train_net(["--config-file", "configs/synthetic/dino_r18.py", "--eval-only",
+                               f"train.init_checkpoint={path}", f"train.output_dir={tmp_path}/o", *FAST])
+    assert code != 0 and "does not match the DINO of the config" in log and "Evaluation results" not in log
+    assert log.rstrip().splitlines()[-1].startswith("train_net.py: Checkpoint '")  # the message, last
+    code, log = run_train_net(["--config-file", "configs/synthetic/dino_r18.py", "--eval-only",
+                               f"train.output_dir={tmp_path}/o", *FAST])
+    assert code != 0 and "--eval-only needs the weights to evaluate: set train.init_checkpoint=" in log
+    assert "Traceback" not in log  # refused before anything is built
+
+
+def test_eval_only_of_a_pair_config_loads_the_student_strictly(tmp_path):
+    from detectron2.config import instantiate
+
+    import train_net
+
+    cfg = load_config(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
+    student = instantiate(cfg.model.student)
+    good = tmp_path / "kd.pth"
+    torch.save({"model": {"student." + k: v for k, v in student.state_dict().items()}}, good)
+    train_net.load_for_evaluation(student, str(good))  # a distillation checkpoint of this pair
+    wrong = model_checkpoint(tmp_path, "configs/synthetic/dino_r50.py", name="kd_r50.pth", prefix="student.")
+    with pytest.raises(ValueError, match="does not match the DINO of the config"):
+        train_net.load_for_evaluation(student, wrong)
+
+
+def test_export_refuses_a_checkpoint_of_another_pair(tmp_path):
+    from kddetr.export import export_student
+
+    cfg = load_config(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
+    wrong = model_checkpoint(tmp_path, "configs/synthetic/dino_r50.py", name="kd_r50.pth", prefix="student.")
+    with pytest.raises(ValueError, match=r"'.*kd_r50.pth' \(--checkpoint\) does not match the DINO of the config: it "
+                       r"has \d+ with other shapes .*Export with the pair config"):
+        export_student(cfg, wrong, str(tmp_path / "export"))
+    assert not (tmp_path / "export" / "student.pth").exists()
+
+
+def test_corrupt_checkpoint_names_the_file_and_the_key(tmp_path):
+    good = model_checkpoint(tmp_path, "configs/synthetic/dino_r18.py")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(open(good, "rb").read()[:5000])
+    with pytest.raises(ValueError, match=rf"Checkpoint '{truncated}' \(model.teacher_weights\) cannot be read: "
+                       r".*truncated or corrupt"):
+        read_state_dict(str(truncated), "model.teacher_weights")
+    code, log = run_train_net(["--config-file", "configs/synthetic/dino_r18.py", "--eval-only",
+                               f"train.init_checkpoint={truncated}", f"train.output_dir={tmp_path}/o", *FAST])
+    assert code != 0 and f"Checkpoint '{truncated}' (train.init_checkpoint) cannot be read" in log
