@@ -1,13 +1,21 @@
 """--resume equals the uninterrupted run, iteration by iteration, with augmentation, DINO's
-denoising noise and dropout on, for one and two processes."""
+denoising noise and dropout on, for one and two processes, and for a distillation pair (whose
+KD-DETR points each process draws from its own per-step stream)."""
 import json
 import os
 import shutil
 
 import pytest
+import torch
+from conftest import ROOT
+from detectron2.config import instantiate
+from test_train_distill import SIZES
 from test_train_net import FAST, run
 
+from kddetr.config import load_config
+
 CONFIG = "configs/synthetic/dino_r18.py"
+PAIR = "configs/synthetic/dino_r50_r18.py"
 # random flip + multi-scale resize (the synthetic loader's augmentation), denoising groups on, loader
 # workers on; every iteration's own losses in metrics.json, a checkpoint every 5 iterations
 SETTINGS = [a for a in FAST if "num_workers" not in a] + [
@@ -27,18 +35,27 @@ def per_iteration_losses(out):
     return rows
 
 
-@pytest.mark.parametrize("gpus", [1, 2])
-def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, gpus):
+# one process on a single model; two processes on a pair (each process draws its own KD-DETR points)
+@pytest.mark.parametrize("config, gpus", [(CONFIG, 1), (PAIR, 2)])
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, config, gpus):
+    settings = SETTINGS
+    if config == PAIR:  # a (random) teacher checkpoint of the pair's teacher, tiny sizes
+        teacher = tmp_path / "teacher.pth"
+        torch.save({"model": instantiate(load_config(os.path.join(ROOT, PAIR), SIZES).model.teacher).state_dict()},
+                   teacher)
+        settings = [a for a in SETTINGS if not a.startswith(("model.num_queries", "model.dn_number"))]
+        settings += [*SIZES, f"model.teacher_weights={teacher}"]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    run(["--num-gpus", str(gpus), "--config-file", CONFIG, f"train.output_dir={full}", *SETTINGS])
+    run(["--num-gpus", str(gpus), "--config-file", config, f"train.output_dir={full}", *settings])
     # what a run killed after its checkpoint at iteration 4 leaves behind
     os.makedirs(resumed)
     shutil.copy(full / "model_0000004.pth", resumed)
     (resumed / "last_checkpoint").write_text("model_0000004.pth")
-    run(["--num-gpus", str(gpus), "--resume", "--config-file", CONFIG, f"train.output_dir={resumed}", *SETTINGS])
+    run(["--num-gpus", str(gpus), "--resume", "--config-file", config, f"train.output_dir={resumed}", *settings])
 
     expected, got = per_iteration_losses(full), per_iteration_losses(resumed)
     assert sorted(got) == list(range(5, 10)), sorted(got)
     assert any(k.endswith("_dn") for k in got[5])  # the denoising groups are part of the comparison
+    assert config != PAIR or "loss_kd_cls" in got[5]  # and the points, through the KD terms
     for it in range(5, 10):
         assert got[it] == expected[it], f"iteration {it}: resumed {got[it]} vs uninterrupted {expected[it]}"

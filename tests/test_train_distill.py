@@ -79,7 +79,7 @@ def test_resume_restores_iteration_sampler_and_points(distilled, teacher_ckpt, t
     assert iters == [2]
 
 
-def test_trainer_state_restores_the_sample_stream_and_the_points():
+def test_trainer_state_restores_the_sample_stream_and_the_points(monkeypatch):
     """The sampler position and the seed of the per-step points are part of the trainer's checkpoint."""
     from kddetr.data.samplers import ResumableTrainingSampler
     from kddetr.engine import DistillTrainer
@@ -107,6 +107,12 @@ def test_trainer_state_restores_the_sample_stream_and_the_points():
     torch.testing.assert_close(resumed.step_points(), points)
     resumed.iter = 7
     assert not torch.equal(resumed.step_points()["general"], points["general"])  # a new draw every step
+    # each process draws its own points (derived from its rank, so nothing per rank needs saving)
+    from detectron2.utils import comm
+
+    resumed.iter = 6
+    monkeypatch.setattr(comm, "get_rank", lambda: 1)
+    assert not torch.equal(resumed.step_points()["general"], points["general"])
 
 
 def test_two_process_cpu_distillation(tmp_path, teacher_ckpt):

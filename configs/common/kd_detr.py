@@ -2,6 +2,7 @@
 from detectron2.config import LazyCall as L
 
 from kddetr.distill import GeneralPoints, Inconsistent, KDDETRLoss, SimilarForeground, SimilarGeneral, TeacherQueries
+from kddetr.distill.kd_detr import BaselineKDLoss
 
 
 def kd_points(*, general=900, specific=True, init="normal", resample=True):
@@ -13,13 +14,23 @@ def kd_points(*, general=900, specific=True, init="normal", resample=True):
     return points
 
 
-def kd_loss(*, temperature=10.0, cls=1.0, l1=5.0, giou=2.0, layers="all", foreground_weight=True):
-    """Eq. 3-5: KL with temperature on classes, L1 + GIoU on boxes, foreground-weighted."""
+def kd_loss(*, temperature=10.0, cls=1.0, l1=5.0, giou=2.0, layers="all", foreground_weight=True,
+            normalization="authors"):
+    """Eq. 3-5: KL with temperature on classes, L1 + GIoU on boxes, foreground-weighted.
+    ``normalization="authors"``: the class term is summed over all points of all images (the
+    authors' code); ``"per_image"`` divides it by the number of images."""
     return L(KDDETRLoss)(temperature=temperature, weights=dict(cls=cls, l1=l1, giou=giou), layers=layers,
-                         foreground_weight=foreground_weight)
+                         foreground_weight=foreground_weight, normalization=normalization)
 
 
-# KD-DETR Table 1: logit distillation on each model's own detection queries (baselines).
+def baseline_loss(*, temperature=10.0, cls=10.0, l1=1.0, beta=1.0 / 9.0, layers="all"):
+    """The Table 1 baselines' loss (authors' code): unweighted KL (mean over points) x 10 plus
+    smooth L1 (beta 1/9) x 1, no GIoU, student layer l against teacher layer l."""
+    return L(BaselineKDLoss)(temperature=temperature, weights=dict(cls=cls, l1=l1), beta=beta, layers=layers)
+
+
+# KD-DETR Table 1: logit distillation on each model's own detection queries (baselines); use
+# them with model.loss = baseline_loss().
 INCONSISTENT = [L(Inconsistent)()]
 SIMILAR_FOREGROUND = [L(SimilarForeground)()]
 SIMILAR_GENERAL = [L(SimilarGeneral)()]

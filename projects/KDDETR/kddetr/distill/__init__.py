@@ -9,7 +9,7 @@ from .detrdistill import (
                           QueryContrast,
                           stage_map,
 )
-from .kd_detr import KDDETRLoss
+from .kd_detr import BaselineKDLoss, KDDETRLoss
 from .meta_arch import KDDETR, TeacherStep, check_pair, load_teacher
 from .points import (
                           DistillPoints,
@@ -29,6 +29,7 @@ __all__ = [
     "PredictionMatcher",
     "QueryContrast",
     "stage_map",
+    "BaselineKDLoss",
     "KDDETRLoss",
     "KDDETR",
     "TeacherStep",

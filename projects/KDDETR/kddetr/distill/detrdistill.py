@@ -29,7 +29,8 @@ from torchvision.ops import box_iou
 
 from ..modeling.criterion import layer_suffix
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou, generalized_box_iou_loss
-from ..modeling.matcher import hungarian
+from ..modeling.layers.precision import full_precision
+from ..modeling.matcher import assignment_to, hungarian
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, Targets
 
 Match = Tuple[Tensor, Tensor]  # (student query index, teacher query index), int64 on the CPU
@@ -76,6 +77,15 @@ def target_aware_scores(logits: Tensor, boxes: Tensor, targets: Targets) -> Tens
     return logits.float().sigmoid() * iou[..., None]
 
 
+@full_precision
+def info_nce(anchors: Tensor, samples: Tensor, temperature: float) -> Tensor:
+    """InfoNCE of ``[M, D]`` anchors against ``[M, D]`` samples, row i's positive being sample i:
+    cross-entropy of the cosine similarities / ``temperature`` (in float32)."""
+    a, s = F.normalize(anchors.float(), dim=-1), F.normalize(samples.float(), dim=-1)
+    logits = a @ s.t() / temperature  # [M, M]
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
 class PredictionMatcher(nn.Module):
     """One-to-one matching of student predictions to teacher predictions (scipy's
     ``linear_sum_assignment``), minimising ``cost_class * binary KL + cost_bbox * L1 +
@@ -96,6 +106,7 @@ class PredictionMatcher(nn.Module):
         self.cost_class, self.cost_bbox, self.cost_giou = cost_class, cost_bbox, cost_giou
 
     @torch.no_grad()
+    @full_precision
     def cost_matrix(self, s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor) -> Tensor:
         """``[..., P, K]``, ``[..., P, 4]`` student against ``[..., T, K]``, ``[..., T, 4]`` teacher
         -> ``[..., P, T]``."""
@@ -117,7 +128,7 @@ class PredictionMatcher(nn.Module):
         flattened) with one device-to-host copy. Returns ``(student_idx, teacher_idx)`` per pair."""
         cost = self.cost_matrix(s_logits, s_boxes, t_logits, t_boxes)
         cost = cost.reshape(-1, *cost.shape[-2:]).cpu()
-        return [hungarian(c) for c in cost]
+        return assignment_to([hungarian(c) for c in cost], s_logits.device)
 
 
 def _gather_pairs(matches: Sequence[Match], device: torch.device) -> Pairs:
@@ -218,6 +229,7 @@ class FeatureDistillation(nn.Module):
                 self.adapter.bias.zero_()
 
     @torch.no_grad()
+    @full_precision
     def masks(self, t_state: EncoderState, t_out: DecoderOutput, scores: Tensor) -> Tensor:
         """``[L, B, S]`` masks, one per teacher stage kept (``L`` = all stages or 1).
 
@@ -298,11 +310,9 @@ class QueryContrast(nn.Module):
         losses = {}
         for layer in range(L):
             img, s_idx, t_idx = pairs[layer]
-            s = F.normalize(self.student_proj(student.hidden[layer][img, s_idx]).float(), dim=-1)
-            t = F.normalize(self.teacher_proj(teacher.hidden[stages[layer]][img, t_idx].detach()).float(), dim=-1)
-            logits = t @ s.t() / self.temperature  # [M, M]; row i's positive is column i
-            target = torch.arange(len(logits), device=logits.device)
-            losses[f"loss_qcl{layer_suffix('', layer, L)}"] = F.cross_entropy(logits, target) * self.weight
+            s = self.student_proj(student.hidden[layer][img, s_idx])
+            t = self.teacher_proj(teacher.hidden[stages[layer]][img, t_idx].detach())
+            losses[f"loss_qcl{layer_suffix('', layer, L)}"] = info_nce(t, s, self.temperature) * self.weight
         return losses
 
     def extra_repr(self) -> str:

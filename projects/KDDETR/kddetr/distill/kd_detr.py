@@ -1,7 +1,8 @@
-"""The KD-DETR distillation loss (paper Eq. 3-5)."""
+"""KD-DETR's losses on paired predictions: :class:`KDDETRLoss` (paper Eq. 3-5, the method) and
+:class:`BaselineKDLoss` (the paper's Table 1 baselines), both as the authors' code computes them."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -9,22 +10,56 @@ from torch import Tensor, nn
 
 from ..modeling.criterion import layer_suffix
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
+from .detrdistill import stage_map
 from .points import PointPairs
+
+#: ``KDDETRLoss.normalization`` values: the authors' sum over every point of every image, or that sum
+#: divided by the number of images (this project's earlier default).
+NORMALIZATIONS = ("authors", "per_image")
+
+
+def kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tensor:
+    """``KL(softmax(t / T) || softmax(s / T))`` averaged over the K classes, times ``T^2``.
+
+    Args:
+        s_logits: ``[..., K]`` the student's logits (gradients flow).
+        t_logits: ``[..., K]`` the teacher's logits (detached here).
+
+    Returns:
+        ``[...]`` one value per point, in float32.
+    """
+    T = temperature
+    log_p_s = F.log_softmax(s_logits.float() / T, -1)
+    log_p_t = F.log_softmax(t_logits.detach().float() / T, -1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).mean(-1) * (T * T)
+
+
+def _distilled_layers(mode: str, num_layers: int) -> List[int]:
+    return list(range(num_layers)) if mode == "all" else [num_layers - 1]
+
+
+def _check_layers(owner: str, layers: str) -> None:
+    if layers not in ("all", "last"):
+        raise ValueError(f"{owner}.layers must be 'all' or 'last', got '{layers}'")
 
 
 class KDDETRLoss(nn.Module):
-    """Logit mimicking on distillation points, weighted by the teacher's foreground probability.
+    """Logit mimicking on distillation points, weighted by the teacher's foreground probability
+    (the authors' ``KDCriterion`` for the ``auxrf`` / ``randomrf`` point sets).
 
-    For a point i with teacher logits ``t`` and student logits ``s`` (``[K]``, sigmoid-trained):
+    For one point set, student decoder layer ``l`` and the teacher's *last* layer, with points
+    ``i`` over all ``B`` images of the batch (``[B, N]`` flattened), teacher logits ``t_i`` and student
+    logits ``s_i`` (``[K]``, sigmoid-trained), boxes ``b^t_i`` and ``b^s_i`` (cxcywh):
 
-    * weight ``w_i = max_k sigmoid(t_k)`` (detached; 1 when ``foreground_weight=False``),
-    * class term ``KL(softmax(t / T) || softmax(s / T))`` averaged over the K classes, times T^2,
-    * box terms L1 (mean over the 4 cxcywh coordinates) and GIoU against the teacher's box.
+    * ``w_i = max_k sigmoid(t_ik)``, detached (1 when ``foreground_weight=False``; 0 on invalid points),
+    * ``KL_i = T^2 / K * sum_k p^t_ik (log p^t_ik - log p^s_ik)`` with ``p = softmax(logits / T)``,
+    * class term ``sum_i w_i KL_i`` (``normalization="authors"``: summed over all points of all
+      images, no division) or ``sum_i w_i KL_i / B`` (``"per_image"``),
+    * L1 term ``sum_i w_i |b^s_i - b^t_i|_1 / 4 / sum_i w_i`` (mean over the 4 coordinates),
+    * GIoU term ``sum_i w_i (1 - GIoU(b^s_i, b^t_i)) / sum_i w_i``.
 
-    Normalisation (as the authors' code): the class term is ``sum_i w_i * KL_i`` over the
-    points of an image, averaged over the images of the batch; the box terms are
-    ``sum_i w_i * l_i / sum_i w_i`` over the whole batch. Every distilled student decoder layer
-    is compared with the teacher's *last* layer.
+    Every distilled student layer is compared with the teacher's last layer (``PointPairs.t_*[-1]``).
+    With data parallelism each process sums over its own images, as the authors' code does.
 
     Keys: ``loss_kd_cls``, ``loss_kd_l1``, ``loss_kd_giou`` for the student's last layer and
     ``_{i}`` suffixes for auxiliary layer i (the detection losses' convention), summed over the
@@ -32,22 +67,25 @@ class KDDETRLoss(nn.Module):
 
     Args:
         temperature: T (authors: 10).
-        weights: ``cls``, ``l1``, ``giou`` (paper: 1, 5, 2).
+        weights: ``cls``, ``l1``, ``giou`` (paper and authors' code: 1, 5, 2).
         layers: ``"all"`` student decoder layers or only the ``"last"``.
         foreground_weight: weight each point by the teacher's max class probability (Table 5).
+        normalization: ``"authors"`` (default) or ``"per_image"`` (the class term divided by the
+            number of images: 1/B of the authors' at the same ``cls`` weight).
     """
 
     def __init__(self, temperature: float = 10.0, weights: Optional[Dict[str, float]] = None, layers: str = "all",
-                 foreground_weight: bool = True):
+                 foreground_weight: bool = True, normalization: str = "authors"):
         super().__init__()
-        if layers not in ("all", "last"):
-            raise ValueError(f"KDDETRLoss.layers must be 'all' or 'last', got '{layers}'")
+        _check_layers("KDDETRLoss", layers)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"KDDETRLoss.normalization must be one of {NORMALIZATIONS}, got '{normalization}'")
         self.temperature = temperature
         self.weights = dict(weights or {"cls": 1.0, "l1": 5.0, "giou": 2.0})
-        self.layers, self.foreground_weight = layers, foreground_weight
+        self.layers, self.foreground_weight, self.normalization = layers, foreground_weight, normalization
 
     def point_weights(self, t_logits: Tensor, valid: Optional[Tensor]) -> Tensor:
-        """``[B, N]`` foreground weights (0 on invalid points)."""
+        """``[B, N]`` foreground weights of the teacher's ``[B, N, K]`` logits (0 on invalid points)."""
         w = t_logits.detach().float().sigmoid().max(-1)[0] if self.foreground_weight else \
             torch.ones(t_logits.shape[:2], device=t_logits.device)
         return w if valid is None else w * valid
@@ -55,27 +93,26 @@ class KDDETRLoss(nn.Module):
     def terms(self, s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor, w: Tensor
               ) -> Dict[str, Tensor]:
         """Unweighted terms of one student layer: ``s_*`` and ``t_*`` ``[B, N, .]``, ``w`` ``[B, N]``."""
-        T = self.temperature
-        log_p_s = F.log_softmax(s_logits.float() / T, -1)
-        log_p_t = F.log_softmax(t_logits.detach().float() / T, -1)
-        kl = (log_p_t.exp() * (log_p_t - log_p_s)).mean(-1) * T * T  # [B, N]
-        B = s_logits.shape[0]
+        kl = kl_per_point(s_logits, t_logits, self.temperature)  # [B, N]
+        cls = (w * kl).sum()
+        if self.normalization == "per_image":
+            cls = cls / s_logits.shape[0]
         w_sum = w.sum().clamp(min=1e-6)
         t_boxes = t_boxes.detach().float()
         l1 = (s_boxes.float() - t_boxes).abs().mean(-1)
         giou = generalized_box_iou_loss(cxcywh_to_xyxy(s_boxes.float()).flatten(0, 1),
                                         cxcywh_to_xyxy(t_boxes).flatten(0, 1), reduction="none").view_as(w)
-        return {"cls": (w * kl).sum() / B, "l1": (w * l1).sum() / w_sum, "giou": (w * giou).sum() / w_sum}
+        return {"cls": cls, "l1": (w * l1).sum() / w_sum, "giou": (w * giou).sum() / w_sum}
 
     def forward(self, pairs: Sequence[PointPairs]) -> Dict[str, Tensor]:
         losses: Dict[str, Tensor] = {}
         for p in pairs:
-            w = self.point_weights(p.t_logits, p.valid)
+            t_logits, t_boxes = p.t_logits[-1], p.t_boxes[-1]
+            w = self.point_weights(t_logits, p.valid)
             L = p.s_logits.shape[0]
-            layers = range(L) if self.layers == "all" else [L - 1]
-            for layer in layers:
+            for layer in _distilled_layers(self.layers, L):
                 tag = layer_suffix("", layer, L)
-                for name, value in self.terms(p.s_logits[layer], p.s_boxes[layer], p.t_logits, p.t_boxes, w).items():
+                for name, value in self.terms(p.s_logits[layer], p.s_boxes[layer], t_logits, t_boxes, w).items():
                     key = f"loss_kd_{name}{tag}"
                     value = value * self.weights[name]
                     losses[key] = losses[key] + value if key in losses else value
@@ -83,4 +120,73 @@ class KDDETRLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"temperature={self.temperature}, weights={self.weights}, layers={self.layers}, "
-                f"foreground_weight={self.foreground_weight}")
+                f"foreground_weight={self.foreground_weight}, normalization={self.normalization}")
+
+
+class BaselineKDLoss(nn.Module):
+    """Loss of KD-DETR's Table 1 baselines (:class:`~kddetr.distill.points.Inconsistent`,
+    :class:`~kddetr.distill.points.SimilarForeground`, :class:`~kddetr.distill.points.SimilarGeneral`):
+    the authors' plain logit distillation, student decoder layer against teacher decoder layer.
+
+    For one point set, student layer ``l`` paired with teacher layer ``m = stage_map(L_s, L_t)[l]``,
+    and the ``n`` valid points ``i`` of the whole batch (all ``B * N`` without a mask):
+
+    * class term ``(1 / n) sum_i KL_i`` with ``KL_i = T^2 / K * sum_k p^t_ik (log p^t_ik - log p^s_ik)``,
+      ``p = softmax(logits / T)``: unweighted (no foreground weight) and *averaged* over the points
+      (the authors reduce it with ``.mean()`` over the flattened points),
+    * box term ``(1 / 4n) sum_i sum_c smooth_l1_beta(b^s_ic - b^t_ic)`` (cxcywh, ``beta = 1/9``,
+      averaged over points and coordinates like ``nn.SmoothL1Loss``); no GIoU,
+    * 0 when no point is valid (a batch without ground truth for the Similar baselines).
+
+    Layer pairing: equal depths pair layer ``l`` with layer ``l`` (the authors' code, whose
+    baselines have equal depths); for other depths :func:`~kddetr.distill.detrdistill.stage_map`
+    (as DETRDistill): the last layers always meet and a shallower student skips teacher layers
+    evenly (6 -> 2: teacher layers ``[2, 5]``). The authors' code ``zip``\\ s the auxiliary layers,
+    which for unequal depths would pair only the first ``min(L_s, L_t) - 1`` and drop the rest;
+    that is not reproduced.
+
+    Keys: ``loss_kd_cls``, ``loss_kd_l1`` for the student's last layer and ``_{i}`` for auxiliary
+    layer i, summed over the point sets, each multiplied by its weight.
+
+    Args:
+        temperature: T (authors: 10).
+        weights: ``cls``, ``l1`` (authors: 10, 1).
+        beta: smooth L1 transition point (authors: 1/9).
+        layers: ``"all"`` student decoder layers (authors) or only the ``"last"``.
+    """
+
+    def __init__(self, temperature: float = 10.0, weights: Optional[Dict[str, float]] = None, beta: float = 1.0 / 9.0,
+                 layers: str = "all"):
+        super().__init__()
+        _check_layers("BaselineKDLoss", layers)
+        self.temperature, self.beta, self.layers = temperature, beta, layers
+        self.weights = dict(weights or {"cls": 10.0, "l1": 1.0})
+
+    def terms(self, s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor, valid: Optional[Tensor]
+              ) -> Dict[str, Tensor]:
+        """Unweighted terms of one student layer and its teacher layer: ``s_*``, ``t_*`` ``[B, N, .]``,
+        ``valid`` ``[B, N]`` bool or None."""
+        kl = kl_per_point(s_logits, t_logits, self.temperature)  # [B, N]
+        l1 = F.smooth_l1_loss(s_boxes.float(), t_boxes.detach().float(), reduction="none", beta=self.beta).mean(-1)
+        if valid is None:
+            return {"cls": kl.mean(), "l1": l1.mean()}
+        n = valid.sum().clamp(min=1)
+        return {"cls": (kl * valid).sum() / n, "l1": (l1 * valid).sum() / n}
+
+    def forward(self, pairs: Sequence[PointPairs]) -> Dict[str, Tensor]:
+        losses: Dict[str, Tensor] = {}
+        for p in pairs:
+            L = p.s_logits.shape[0]
+            stages = stage_map(L, p.t_logits.shape[0])
+            for layer in _distilled_layers(self.layers, L):
+                tag = layer_suffix("", layer, L)
+                m = stages[layer]
+                terms = self.terms(p.s_logits[layer], p.s_boxes[layer], p.t_logits[m], p.t_boxes[m], p.valid)
+                for name, value in terms.items():
+                    key = f"loss_kd_{name}{tag}"
+                    value = value * self.weights[name]
+                    losses[key] = losses[key] + value if key in losses else value
+        return losses
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, weights={self.weights}, beta={self.beta:.4g}, layers={self.layers}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import configurable
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_strict, read_state_dict
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
-from .kd_detr import KDDETRLoss
+from .kd_detr import BaselineKDLoss, KDDETRLoss
 from .points import DistillPoints
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class KDDETR(nn.Module):
             ``decode``, ``forward_train``), with the same classes.
         points: KD-DETR's distillation point sets (e.g. ``[GeneralPoints(900), TeacherQueries()]``);
             empty for DETRDistill alone.
-        loss: :class:`KDDETRLoss` (needed with points).
+        loss: :class:`KDDETRLoss` (needed with points), or :class:`BaselineKDLoss` for the Table 1 baselines.
         detrdistill: :class:`~kddetr.distill.detrdistill.DETRDistill` or None.
         teacher_weights: checkpoint of the teacher (Detectron2/detrex ``{"model": state_dict}``
             or a bare state dict); every teacher parameter must be in it.
@@ -68,7 +68,7 @@ class KDDETR(nn.Module):
 
     @configurable
     def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints] = (),
-                 loss: Optional[KDDETRLoss] = None, detrdistill: Optional[DETRDistill] = None,
+                 loss: Optional[Union[KDDETRLoss, BaselineKDLoss]] = None, detrdistill: Optional[DETRDistill] = None,
                  teacher_weights: str = "", allow_untrained_teacher: bool = False):
         super().__init__()
         self.teacher, self.student, self.loss, self.detrdistill = teacher, student, loss, detrdistill
@@ -78,7 +78,8 @@ class KDDETR(nn.Module):
         check_pair(teacher, student, self.points, shares_queries=shares)
         if len(self.points) and loss is None:
             raise ValueError("KDDETR: model.points are set but model.loss is None; KD-DETR's points need "
-                             "model.loss=L(KDDETRLoss)(...) (configs/common/kd_detr.py: kd_loss()).")
+                             "model.loss=L(KDDETRLoss)(...) (configs/common/kd_detr.py: kd_loss(), or baseline_loss() "
+                             "for the Table 1 baselines).")
         if not len(self.points) and detrdistill is None:
             raise ValueError("KDDETR: nothing to distil: model.points is empty and model.detrdistill is None. "
                              "Set KD-DETR points (kd_points() in configs/common/kd_detr.py) and/or DETRDistill "

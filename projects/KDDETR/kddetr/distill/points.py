@@ -9,7 +9,8 @@ Two kinds, both speaking only the seam's types (:class:`~kddetr.modeling.seam.Qu
 * **Own-query baselines** (KD-DETR Table 1): each model decodes its own detection queries and
   predictions are paired by position (:class:`Inconsistent`) or through the ground-truth
   assignment (:class:`SimilarForeground`, :class:`SimilarGeneral`). They show why shared points
-  are needed; they are not the method.
+  are needed; they are not the method, and use their own loss,
+  :class:`~kddetr.distill.kd_detr.BaselineKDLoss` (layer to layer, as the authors' code).
 
 Random parts are drawn by :meth:`DistillPoints.sample` with a generator that the
 ``DistillTrainer`` owns and checkpoints, so teacher and student see identical points and a
@@ -31,10 +32,13 @@ from ..modeling.seam import BOX_LOGITS, DecoderOutput, Queries, QuerySpace, Targ
 class PointPairs:
     """Student and teacher predictions on the same distillation points.
 
-    s_logits: ``[L, B, N, K]`` one entry per distilled student decoder layer.
-    s_boxes: ``[L, B, N, 4]`` cxcywh in [0, 1].
-    t_logits: ``[B, N, K]`` the teacher's last decoder layer.
-    t_boxes: ``[B, N, 4]`` cxcywh in [0, 1].
+    s_logits: ``[L_s, B, N, K]`` one entry per student decoder layer.
+    s_boxes: ``[L_s, B, N, 4]`` cxcywh in [0, 1].
+    t_logits: ``[L_t, B, N, K]`` one entry per teacher decoder layer, the last one last (each loss
+        picks its layers: :class:`~kddetr.distill.kd_detr.KDDETRLoss` the last,
+        :class:`~kddetr.distill.kd_detr.BaselineKDLoss` layer by layer). A ``[B, N, K]`` tensor is
+        taken as a teacher with a single layer.
+    t_boxes: ``[L_t, B, N, 4]`` (or ``[B, N, 4]``) cxcywh in [0, 1].
     valid: ``[B, N]`` bool, False on padding (ground-truth ordered baselines), or None.
     """
 
@@ -43,6 +47,12 @@ class PointPairs:
     t_logits: Tensor
     t_boxes: Tensor
     valid: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.t_logits.dim() == 3:
+            self.t_logits = self.t_logits[None]
+        if self.t_boxes.dim() == 3:
+            self.t_boxes = self.t_boxes[None]
 
 
 class DistillPoints(nn.Module):
@@ -77,8 +87,8 @@ class DistillPoints(nn.Module):
         raise NotImplementedError
 
     def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
-        """Pair student predictions (all layers) with the teacher's last layer."""
-        return PointPairs(student.logits, student.boxes, teacher.logits[-1], teacher.boxes[-1])
+        """Pair student predictions (all layers) with the teacher's (all layers) on the same points."""
+        return PointPairs(student.logits, student.boxes, teacher.logits, teacher.boxes)
 
 
 class GeneralPoints(DistillPoints):
@@ -152,7 +162,8 @@ class TeacherQueries(DistillPoints):
 
 class Inconsistent(DistillPoints):
     """Table 1 "Inconsistent": every detection query of the student mimics the teacher's
-    detection query at the same position (the first ``min(N_s, N_t)``)."""
+    detection query at the same position (the first ``min(N_s, N_t)``), every decoder layer of
+    both models kept (:class:`~kddetr.distill.kd_detr.BaselineKDLoss` pairs them layer to layer)."""
 
     shared = False
 
@@ -165,12 +176,13 @@ class Inconsistent(DistillPoints):
     def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
         n = min(student.logits.shape[2], teacher.logits.shape[2])
         return PointPairs(student.logits[:, :, :n], student.boxes[:, :, :n],
-                          teacher.logits[-1, :, :n], teacher.boxes[-1, :, :n])
+                          teacher.logits[:, :, :n], teacher.boxes[:, :, :n])
 
 
 class SimilarForeground(Inconsistent):
-    """Table 1 "Similar Foreground": only the detection queries matched to a ground-truth box
-    (Hungarian matching of each model, student matched per layer), paired through that box."""
+    """Table 1 "Similar Foreground": only the detection queries matched to a ground-truth box,
+    paired through that box. Every decoder layer of each model is Hungarian-matched on its own (the
+    authors' per-layer indices), so student layer l and teacher layer l are each in ground-truth order."""
 
     #: add one point per image: the mean prediction of the unmatched queries (Similar General)
     background: bool = False
@@ -179,16 +191,23 @@ class SimilarForeground(Inconsistent):
         super().__init__(name)
 
     def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
-        L, B = student.logits.shape[:2]
-        t_idx = matcher(teacher.logits[-1], teacher.boxes[-1], targets)
-        t_logits, t_boxes, valid = self._gt_ordered(teacher.logits[-1], teacher.boxes[-1], t_idx, targets)
-        s_logits, s_boxes = [], []
-        for layer in range(L):
-            s_idx = matcher(student.logits[layer], student.boxes[layer], targets)
-            lg, bx, _ = self._gt_ordered(student.logits[layer], student.boxes[layer], s_idx, targets)
-            s_logits.append(lg)
-            s_boxes.append(bx)
-        return PointPairs(torch.stack(s_logits), torch.stack(s_boxes), t_logits, t_boxes, valid)
+        s_logits, s_boxes, s_valid = self._gt_ordered_layers(student, targets, matcher)
+        t_logits, t_boxes, t_valid = self._gt_ordered_layers(teacher, targets, matcher)
+        # a slot counts only where every layer of both models matched its ground-truth box
+        return PointPairs(s_logits, s_boxes, t_logits, t_boxes, s_valid & t_valid)
+
+    def _gt_ordered_layers(self, out: DecoderOutput, targets: Targets, matcher) -> Tuple[Tensor, Tensor, Tensor]:
+        """Every decoder layer of one model matched to the ground truth on its own (as the authors'
+        per-layer indices) and put in ground-truth order: ``[L, B, T_max (+1), .]`` and the ``[B, T_max (+1)]``
+        slots filled in every layer."""
+        logits, boxes, valid = [], [], []
+        for layer in range(out.logits.shape[0]):
+            idx = matcher(out.logits[layer], out.boxes[layer], targets)
+            lg, bx, ok = self._gt_ordered(out.logits[layer], out.boxes[layer], idx, targets)
+            logits.append(lg)
+            boxes.append(bx)
+            valid.append(ok)
+        return torch.stack(logits), torch.stack(boxes), torch.stack(valid).all(0)
 
     def _gt_ordered(self, logits: Tensor, boxes: Tensor, indices: List[Tuple[Tensor, Tensor]], targets: Targets
                     ) -> Tuple[Tensor, Tensor, Tensor]:

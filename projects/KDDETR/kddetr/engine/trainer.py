@@ -20,7 +20,7 @@ class Trainer(SimpleTrainer):
     """One optimisation step per iteration, as detrex's trainer.
 
     Every step is checked before it is applied: the loss terms and the gradient norm must be
-    finite (one host sync per step, a few booleans), otherwise training stops *before*
+    finite (a copy of a few booleans to the host), otherwise training stops *before*
     ``optimizer.step()`` with a message naming the terms or the norm, the iteration and the last
     good checkpoint, so the weights stay as they were. Under a CUDA ``GradScaler`` (AMP, fp16)
     non-finite gradients are the scaler's business: it skips the step and lowers the scale.
@@ -28,6 +28,12 @@ class Trainer(SimpleTrainer):
     The step's random numbers (DINO's denoising noise, dropout) come from torch's global
     generator seeded from (``seed``, iteration, rank) at the start of the step, so a resumed run
     draws what an uninterrupted one would have; ``seed`` is in the checkpoint.
+
+    What a step waits for on the host: the Hungarian matchers (one copy of the cost matrices to
+    the CPU per matched set of predictions, since scipy runs there, and one non-blocking copy of
+    the assignment back), this check, and Detectron2's metric writer every
+    ``gather_metric_period`` iterations. Index tensors are built on the device (denoising) or
+    copied once per matcher call (assignments), targets once per batch.
 
     Args:
         model, data_loader, optimizer: as for ``SimpleTrainer``.
@@ -95,7 +101,7 @@ class Trainer(SimpleTrainer):
         """Stop before the optimizer step when a loss term or the gradient norm is not finite
         (gradients only without a grad scaler, which skips such steps itself)."""
         values = torch.stack([v.detach().float() for v in loss_dict.values()] + [grad_norm.detach().float()])
-        finite = torch.isfinite(values).tolist()  # the step's one host sync
+        finite = torch.isfinite(values).tolist()  # the check's host sync
         loss_ok, grad_ok = all(finite[:-1]), finite[-1] or self.grad_scaler.is_enabled()
         if loss_ok and grad_ok:
             return

@@ -34,9 +34,9 @@ class DenoisingMeta:
         ``g * group_size + j``."""
         out = []
         for t in targets:
-            n = len(t["labels"])
-            j = torch.arange(n, dtype=torch.int64)
-            g = torch.arange(self.num_groups, dtype=torch.int64)
+            n, device = len(t["labels"]), t["labels"].device  # built on the device: no copy per image
+            j = torch.arange(n, dtype=torch.int64, device=device)
+            g = torch.arange(self.num_groups, dtype=torch.int64, device=device)
             out.append(((g[:, None] * self.group_size + j[None]).flatten(), j.repeat(self.num_groups)))
         return out
 

@@ -1,13 +1,14 @@
 """Hungarian matching of predictions to ground truth (scipy's ``linear_sum_assignment``)."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou
+from .layers.precision import full_precision
 from .seam import Assignment, Targets
 
 
@@ -17,6 +18,19 @@ def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
     ``(rows, cols)``."""
     rows, cols = linear_sum_assignment(cost.numpy())
     return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
+
+
+def assignment_to(assignment: Sequence[Tuple[Tensor, Tensor]], device: torch.device) -> Assignment:
+    """Per-image ``(rows, cols)`` CPU index tensors -> the same on ``device``, with one pinned,
+    non-blocking host-to-device copy for all images (the losses then index on the device without
+    a copy per image)."""
+    device = torch.device(device)
+    if device.type == "cpu" or not assignment:
+        return list(assignment)
+    sizes = [len(r) for r, _ in assignment]
+    flat = torch.cat([r for r, _ in assignment] + [c for _, c in assignment])
+    rows, cols = flat.pin_memory().to(device, non_blocking=True).split([sum(sizes), sum(sizes)])
+    return list(zip(rows.split(sizes), cols.split(sizes)))
 
 
 def focal_class_cost(logits: Tensor, labels: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
@@ -42,6 +56,7 @@ class HungarianMatcher(nn.Module):
         self.alpha, self.gamma = alpha, gamma
 
     @torch.no_grad()
+    @full_precision
     def cost_matrix(self, logits: Tensor, boxes: Tensor, labels: Tensor, gt_boxes: Tensor) -> Tensor:
         """``[P, K]``, ``[P, 4]`` predictions against ``[T]``, ``[T, 4]`` targets -> ``[P, T]``."""
         c_cls = focal_class_cost(logits.float(), labels, self.alpha, self.gamma)
@@ -57,7 +72,8 @@ class HungarianMatcher(nn.Module):
             targets: per image ``{"labels": [T_i], "boxes": [T_i, 4] cxcywh in [0, 1]}``.
 
         Returns:
-            per image ``(query_index, target_index)`` int64 CPU tensors of equal length.
+            per image ``(query_index, target_index)`` int64 tensors of equal length, on the device of
+            ``logits``.
         """
         B, Q = logits.shape[:2]
         sizes = [len(t["labels"]) for t in targets]
@@ -67,6 +83,6 @@ class HungarianMatcher(nn.Module):
         labels = torch.cat([t["labels"] for t in targets])
         gt_boxes = torch.cat([t["boxes"] for t in targets])
         cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), labels, gt_boxes)
-        # One device->host copy for the whole batch: scipy needs the costs on the CPU.
+        # One device->host copy for the whole batch: scipy needs the costs on the CPU; one copy back.
         cost = cost.view(B, Q, -1).cpu()
-        return [hungarian(c[i]) for i, c in enumerate(cost.split(sizes, -1))]
+        return assignment_to([hungarian(c[i]) for i, c in enumerate(cost.split(sizes, -1))], logits.device)

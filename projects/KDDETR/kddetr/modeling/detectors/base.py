@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
+from ..layers import MLP, MSDeformAttn
 from ..layers.box_ops import cxcywh_to_xyxy, normalized_cxcywh
 from ..seam import (
     BOX_LOGITS,
@@ -32,7 +33,9 @@ class DETRBase(nn.Module):
     decoder makes of a :class:`Queries`), and the attributes ``decoder``, ``class_head``,
     ``box_head`` (a module shared by all decoder layers or a ModuleList with one per layer),
     ``criterion`` and ``denoising`` (or None). :meth:`decode`, :meth:`forward` and
-    :meth:`forward_train` are the same for every family.
+    :meth:`forward_train` are the same for every family. A concrete detector also provides
+    :meth:`init_detector_weights` (and ``encoder``, or its own :meth:`transformer_parts`) and calls
+    :meth:`init_weights` at the end of its ``__init__`` (detrex's initialisation).
 
     Args:
         num_classes: K.
@@ -85,6 +88,29 @@ class DETRBase(nn.Module):
         return [DecoderOutput(*parts) for parts in zip(out.logits.split(sizes, 2), out.boxes.split(sizes, 2),
                                                         out.hidden.split(sizes, 2))]
 
+    # ---- initialisation, as detrex -----------------------------------------------------------------
+    def transformer_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        """The modules and parameters that detrex's ``transformer`` module holds in this family
+        (the encoder and decoder; families add e.g. ``level_embed``, ``tgt_embed``, ``enc_output``)."""
+        return [self.encoder, self.decoder]
+
+    def init_weights(self) -> None:
+        """Initialise as detrex does, in its order: first what detrex's transformer holds
+        (:meth:`init_transformer_weights`, run when detrex builds the transformer), then the
+        detector's own queries and heads (:meth:`init_detector_weights`, detrex's detector
+        ``__init__``). The backbone and the neck keep their own initialisation. Depends on the
+        torch RNG only; every concrete detector calls it at the end of ``__init__``."""
+        self.init_transformer_weights()
+        self.init_detector_weights()
+
+    def init_transformer_weights(self) -> None:
+        """xavier over the transformer's >1-D parameters, MSDeformAttn's own init (:func:`init_transformer`)."""
+        init_transformer(self.transformer_parts())
+
+    def init_detector_weights(self) -> None:
+        """Queries and prediction heads, as the family's detrex detector initialises them."""
+        raise NotImplementedError
+
     # ---- Detectron2 forward ----------------------------------------------------------------------
     def forward(self, batched_inputs: List[Dict]):
         """Training: dict of weighted losses. Eval: ``[{"instances": Instances}]`` per image."""
@@ -134,12 +160,13 @@ class DETRBase(nn.Module):
                 "Training needs ground truth: an input has no 'instances'. Use a dataset with "
                 "annotations and a mapper with is_train=True (kddetr.data.DetrDatasetMapper)."
             )
-        targets = []
-        for x in batched_inputs:
-            inst = x["instances"]  # Detectron2's gt_boxes: absolute xyxy in the (augmented) input image
-            boxes = normalized_cxcywh(inst.gt_boxes.tensor.to(self.device), inst.image_size)
-            targets.append({"labels": inst.gt_classes.to(self.device, torch.int64), "boxes": boxes})
-        return targets
+        instances = [x["instances"] for x in batched_inputs]  # gt_boxes: absolute xyxy of the input image
+        sizes = [len(inst) for inst in instances]
+        # one host-to-device copy for the labels and one for the boxes of the whole batch
+        labels = torch.cat([inst.gt_classes.to(torch.int64) for inst in instances]).to(self.device)
+        boxes = torch.cat([inst.gt_boxes.tensor.float() for inst in instances]).to(self.device)
+        return [{"labels": lab, "boxes": normalized_cxcywh(box, inst.image_size)}
+                for lab, box, inst in zip(labels.split(sizes), boxes.split(sizes), instances)]
 
     def inference(self, output: DecoderOutput, batched_inputs: List[Dict],
                   image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Instances]]:
@@ -151,11 +178,11 @@ class DETRBase(nn.Module):
         query = torch.div(idx, K, rounding_mode="floor")
         labels = idx % K
         boxes = cxcywh_to_xyxy(torch.gather(boxes, 1, query[..., None].expand(-1, -1, 4)))
+        scales = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype).to(boxes.device)
         results = []
         for i, (h, w) in enumerate(image_sizes):
             r = Instances((h, w))
-            scale = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
-            r.pred_boxes = Boxes(boxes[i] * scale)
+            r.pred_boxes = Boxes(boxes[i] * scales[i])
             r.pred_boxes.clip((h, w))
             r.scores = scores[i]
             r.pred_classes = labels[i]
@@ -194,29 +221,73 @@ def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Seque
     return src, pos, state
 
 
-def init_heads(class_heads: Sequence[nn.Module], box_heads: Sequence[nn.Module], size_bias: float = 0.0) -> None:
-    """Class heads start at foreground probability 0.01 (focal loss prior); box heads start at
-    zero offset from their reference, with ``size_bias`` on the (w, h) logits."""
-    prior_bias = -math.log((1 - 0.01) / 0.01)
-    for head in class_heads:
-        nn.init.constant_(head.bias, prior_bias)
-    for head in box_heads:
-        nn.init.constant_(head.layers[-1].weight, 0.0)
-        nn.init.constant_(head.layers[-1].bias, 0.0)
-        nn.init.constant_(head.layers[-1].bias[2:], size_bias)
+#: focal-loss prior of every class head: foreground probability 0.01 at initialisation
+PRIOR_PROB = 0.01
 
 
-def init_anchor_boxes(embed: nn.Embedding) -> None:
-    """Anchor logits: centres spread uniformly over the image, sizes 0.1 (DAB-DETR's random x, y)."""
+def init_transformer(parts: Iterable[Union[nn.Module, nn.Parameter]]) -> None:
+    """detrex's ``Transformer.init_weights`` over ``parts`` (what detrex's ``transformer`` module of
+    the family holds): ``xavier_uniform_`` on every parameter of more than one dimension (linear
+    and attention weights, ``tgt_embed``, ``level_embeds``...; biases, norms and PReLU slopes keep
+    their initialisation), then every :class:`MSDeformAttn` back to its own initialisation (zero
+    offset and attention weights, offset biases on the direction grid, xavier projections)."""
+    parts = list(parts)
+    seen = set()
+    for part in parts:
+        for p in [part] if isinstance(part, nn.Parameter) else part.parameters():
+            if id(p) not in seen and p.dim() > 1:
+                seen.add(id(p))
+                nn.init.xavier_uniform_(p)
+    for part in parts:
+        if isinstance(part, nn.Module):
+            for m in part.modules():
+                if isinstance(m, MSDeformAttn):
+                    m.reset_parameters()
+
+
+def init_prediction_heads(class_heads: Sequence[nn.Linear], box_heads: Sequence[MLP],
+                          first_size_bias: float = 0.0) -> None:
+    """detrex's prediction heads: one class head and one box head with PyTorch's default
+    initialisation, the class bias at the focal prior (``-log(99)``) and the box head's last layer
+    zero (every box starts on its reference); every other head of the lists (one per decoder
+    layer, the encoder's proposal head) a copy of them, as detrex deep-copies one prototype. Then
+    the first box head's (w, h) bias is set to ``first_size_bias`` (-2 in Deformable DETR and
+    DAB-Deformable DETR: a first layer's box starts at ``sigmoid(-2)`` = 0.12 of its reference's
+    size logit; the later layers refine from there). A module listed several times (one head
+    shared by all layers) is initialised once."""
+    class_heads, box_heads = _unique(class_heads), _unique(box_heads)
+    proto_class, proto_box = class_heads[0], box_heads[0]
+    proto_class.reset_parameters()
+    for layer in proto_box.layers:
+        layer.reset_parameters()
     with torch.no_grad():
-        n = embed.weight.shape[0]
-        boxes = torch.cat([torch.rand(n, 2), torch.full((n, 2), 0.1)], 1).clamp(0.01, 0.99)
-        embed.weight.copy_(torch.log(boxes / (1 - boxes)))
+        proto_class.bias.fill_(-math.log((1 - PRIOR_PROB) / PRIOR_PROB))
+        proto_box.layers[-1].weight.zero_()
+        proto_box.layers[-1].bias.zero_()
+        for heads in (class_heads, box_heads):
+            for head in heads[1:]:
+                for p, q in zip(head.parameters(), heads[0].parameters()):
+                    p.copy_(q)
+        proto_box.layers[-1].bias[2:] = first_size_bias
+
+
+def _unique(modules: Sequence[nn.Module]) -> List[nn.Module]:
+    """``modules`` without repeats, in order."""
+    out: List[nn.Module] = []
+    for m in modules:
+        if all(m is not o for o in out):
+            out.append(m)
+    return out
 
 
 def layer_heads(head: nn.Module, num_layers: int, per_layer: bool) -> nn.Module:
     """One head shared by all layers, or independent copies (box refinement trains one per layer)."""
     return nn.ModuleList(copy.deepcopy(head) for _ in range(num_layers)) if per_layer else head
+
+
+def layers_of(head: nn.Module) -> List[nn.Module]:
+    """The distinct heads of :func:`layer_heads`' result, first layer first."""
+    return list(head) if isinstance(head, nn.ModuleList) else [head]
 
 
 def _per_layer(head: nn.Module, num_layers: int) -> Sequence[nn.Module]:

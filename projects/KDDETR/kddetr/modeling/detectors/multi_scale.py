@@ -2,7 +2,7 @@
 channel mapper, deformable encoder, and two-stage proposal selection."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import torch
 from detectron2.structures import ImageList
@@ -12,7 +12,7 @@ from ..criterion import SetCriterion
 from ..layers import MLP, DeformableEncoder, PositionEmbeddingSine, pixel_centers
 from ..neck import ChannelMapper
 from ..seam import EncoderState, Queries
-from .base import DETRBase, downsample_mask, flatten_levels
+from .base import DETRBase, downsample_mask, flatten_levels, init_transformer
 
 
 class MultiScaleDETR(DETRBase):
@@ -40,7 +40,14 @@ class MultiScaleDETR(DETRBase):
         self.backbone, self.neck, self.position_embedding = backbone, neck, position_embedding
         self.encoder, self.decoder, self.criterion = encoder, decoder, criterion
         self.embed_dim, self.input_format = embed_dim, input_format
-        self.level_embed = nn.Parameter(torch.empty(num_levels, embed_dim))
+        self.level_embed = nn.Parameter(torch.zeros(num_levels, embed_dim))  # N(0, 1) in init_weights
+
+    def transformer_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        return super().transformer_parts() + [self.level_embed]
+
+    def init_transformer_weights(self) -> None:
+        """detrex: xavier and MSDeformAttn's init (:func:`init_transformer`), then ``level_embeds`` N(0, 1)."""
+        init_transformer(self.transformer_parts())
         nn.init.normal_(self.level_embed)
 
     def encode(self, images: ImageList, padding_mask: Tensor) -> EncoderState:
@@ -57,7 +64,8 @@ class MultiScaleDETR(DETRBase):
 
     # ---- two-stage proposals (DINO, Deformable DETR two_stage) ------------------------------------
     def build_proposal_heads(self) -> None:
-        """The heads that score every memory position as a proposal (separate from the decoder's)."""
+        """The heads that score every memory position as a proposal (separate from the decoder's;
+        :meth:`init_weights` makes them copies of the decoder's first heads, as in detrex)."""
         D = self.embed_dim
         self.enc_output = nn.Linear(D, D)
         self.enc_output_norm = nn.LayerNorm(D)

@@ -2,15 +2,16 @@
 DAB-DETR (Liu et al., 2022). Backbone's last level -> 1x1 projection -> transformer encoder."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
+import torch
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
 from ..criterion import SetCriterion
-from ..layers import MLP, PositionEmbeddingSine, TransformerEncoder
+from ..layers import MLP, PositionEmbeddingSine, TransformerEncoder, inverse_sigmoid
 from ..seam import EncoderState, Queries, QuerySpace
-from .base import DETRBase, downsample_mask, flatten_levels, init_anchor_boxes, init_heads
+from .base import DETRBase, downsample_mask, flatten_levels, init_prediction_heads
 
 
 class SingleScaleDETR(DETRBase):
@@ -44,7 +45,11 @@ class SingleScaleDETR(DETRBase):
         self.input_proj = nn.Conv2d(in_channels, embed_dim, kernel_size=1)
         self.class_head = nn.Linear(embed_dim, num_classes)
         self.box_head = MLP(embed_dim, embed_dim, 4, 3)
-        init_heads([self.class_head], [self.box_head])
+
+    def init_detector_weights(self) -> None:
+        """detrex's ``init_weights`` of both detectors: the shared class head at the prior, the
+        shared box head's last layer zero (``input_proj`` keeps PyTorch's default, as in detrex)."""
+        init_prediction_heads([self.class_head], [self.box_head])
 
     def encode(self, images: ImageList, padding_mask: Tensor) -> EncoderState:
         """Backbone level ``in_feature`` -> projection -> encoder; the state keeps the memory's
@@ -66,7 +71,18 @@ class DABDETR(SingleScaleDETR):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.anchor_box_embed = nn.Embedding(self.num_queries, 4)  # box logits
-        init_anchor_boxes(self.anchor_box_embed)
+        self.init_weights()
+
+    def init_detector_weights(self) -> None:
+        """detrex's ``DABDETR.init_weights`` (``freeze_anchor_box_centers=True``, its default):
+        anchors N(0, 1), then the centres ``inverse_sigmoid(U(0, 1))``; sizes stay
+        ``sigmoid(N(0, 1))`` (mean 0.5). detrex's "freeze" sets ``requires_grad`` on a copy, so
+        the centres are trained there too, as here."""
+        with torch.no_grad():
+            nn.init.normal_(self.anchor_box_embed.weight)
+            centers = self.anchor_box_embed.weight[:, :2]
+            centers.copy_(inverse_sigmoid(centers.uniform_(0.0, 1.0), eps=1e-3))
+        super().init_detector_weights()
 
     def default_queries(self, state: EncoderState) -> Queries:
         return Queries(boxes=self.anchor_box_embed.weight[None].expand(state.memory.shape[0], -1, -1))
@@ -90,7 +106,18 @@ class ConditionalDETR(SingleScaleDETR):
         D = self.embed_dim
         self.query_space = QuerySpace.embedding("ConditionalDETR", D)
         self.query_embed = nn.Embedding(self.num_queries, D)
-        self.reference_points = MLP(D, D, 2, 2)
+        self.reference_points = MLP(D, D, 2, 2)  # detrex: transformer.decoder.ref_point_head
+        self.init_weights()
+
+    def transformer_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        """detrex's ``ConditionalDetrTransformer``: encoder and decoder, whose ``ref_point_head`` is
+        our ``reference_points``."""
+        return super().transformer_parts() + [self.reference_points]
+
+    def init_detector_weights(self) -> None:
+        """detrex's ``ConditionalDETR``: ``query_embed`` N(0, 1), heads as :class:`SingleScaleDETR`."""
+        nn.init.normal_(self.query_embed.weight)
+        super().init_detector_weights()
 
     def default_queries(self, state: EncoderState) -> Queries:
         return Queries(embeds=self.query_embed.weight[None].expand(state.memory.shape[0], -1, -1))
