@@ -55,10 +55,10 @@ def student_state_dict(path: str, state: Optional[Dict[str, Tensor]] = None) -> 
     return student
 
 
-def state_dict_problems(model: nn.Module, state: Dict[str, Tensor]) -> List[str]:
-    """How ``state`` fails to load into ``model`` strictly: missing parameters/buffers and shape
-    mismatches, as short phrases with counts and the first offending keys ([] = it loads)."""
-    expected = model.state_dict()
+def state_dict_problems(expected: Dict[str, Tensor], state: Dict[str, Tensor]) -> List[str]:
+    """How ``state`` fails to load into a model whose state dict is ``expected``, strictly: missing
+    parameters/buffers and shape mismatches, as short phrases with counts and the first offending
+    keys ([] = it loads)."""
     missing = [k for k in expected if k not in state]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
              if k in state and state[k].shape != v.shape]
@@ -77,13 +77,13 @@ def load_strict(model: nn.Module, path: str, state: Optional[Dict[str, Tensor]] 
     refuse with a message naming the file, the counts and the first offending keys when a parameter
     is missing or has another shape. Extra keys in the file are ignored; returns their number."""
     state = read_state_dict(path, key) if state is None else state
-    problems = state_dict_problems(model, state)
+    expected = model.state_dict()
+    problems = state_dict_problems(expected, state)
     if problems:
         source = f" ({key})" if key else ""
         raise CheckpointError(f"Checkpoint '{path}'{source} does not match the {type(model).__name__} of the config: "
                               f"it {' and '.join(problems)}. "
                               f"{fix or 'Use the config the checkpoint was trained with.'}")
-    expected = model.state_dict()
     model.load_state_dict({k: state[k] for k in expected}, strict=True)
     return len([k for k in state if k not in expected])
 

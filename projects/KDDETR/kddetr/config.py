@@ -341,10 +341,14 @@ def check_device(device: str, num_gpus: int = 1) -> None:
 _IMAGENET_BACKBONE = re.compile(r"R-(\d+)\.pkl$")
 
 
+def _missing_local_file(path: str) -> bool:
+    """A local path that is set but not a file (URLs and ``detectron2://`` paths are fetched later)."""
+    return bool(path) and "://" not in path and not os.path.isfile(path)
+
+
 def _missing_init_checkpoint(path: str) -> Optional[str]:
-    """What is wrong with ``train.init_checkpoint`` and how to fix it, or None (URLs and
-    ``detectron2://`` paths are fetched by the checkpointer)."""
-    if not path or "://" in path or os.path.isfile(path):
+    """What is wrong with ``train.init_checkpoint`` and how to fix it, or None."""
+    if not _missing_local_file(path):
         return None
     backbone = _IMAGENET_BACKBONE.search(path)
     if backbone:
@@ -368,7 +372,7 @@ def _missing_datasets(cfg: DictConfig) -> List[str]:
     on first use, such as the synthetic ones, are skipped)."""
     from detectron2.data import MetadataCatalog
 
-    coco, problems = [], []
+    coco, problems, coco_root = [], [], "."
     for split in ("train", "test"):
         loader = cfg.dataloader.get(split)
         names = OmegaConf.select(loader, "dataset.names") if loader is not None else None
@@ -377,14 +381,17 @@ def _missing_datasets(cfg: DictConfig) -> List[str]:
             json_file = meta.get("json_file")
             if not json_file or meta.get("generated_on_first_use") or os.path.isfile(json_file):
                 continue
-            (coco if name.startswith("coco_") else problems).append(f"'{name}' needs {json_file}")
+            if name.startswith("coco_"):  # one message for all of COCO, naming the folder it should be in
+                coco.append(f"'{name}' needs {json_file}")
+                coco_root = os.path.dirname(os.path.dirname(json_file)) or "."
+            else:
+                problems.append(f"dataset '{name}' needs {json_file}, which does not exist.")
     if coco:
-        root = os.path.dirname(os.path.dirname(json_file)) or "."
         problems.append(
-            f"COCO is not on disk ({'; '.join(coco)}): put COCO 2017 (train2017/, val2017/, annotations/) in {root}/ "
-            "or set DETECTRON2_DATASETS to the folder that holds coco/; or train on your own COCO-format data "
-            "with the user_dataset.* keys (README).")
-    return [p if p.startswith("COCO") else f"dataset {p}, which does not exist." for p in problems]
+            f"COCO is not on disk ({'; '.join(coco)}): put COCO 2017 (train2017/, val2017/, annotations/) in "
+            f"{coco_root}/ or set DETECTRON2_DATASETS to the folder that holds coco/; or train on your own "
+            "COCO-format data with the user_dataset.* keys (README).")
+    return problems
 
 
 def check_inputs(cfg: DictConfig, eval_only: bool = False) -> None:
@@ -393,7 +400,7 @@ def check_inputs(cfg: DictConfig, eval_only: bool = False) -> None:
     FileNotFoundError that lists each missing file and how to get it, before anything is built."""
     problems = _missing_datasets(cfg)
     teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
-    if teacher and not eval_only and "://" not in teacher and not os.path.isfile(teacher):
+    if not eval_only and _missing_local_file(teacher):
         teacher_cfg = OmegaConf.select(cfg, "model.teacher._target_", default=None)
         family = getattr(teacher_cfg, "__name__", str(teacher_cfg).rsplit(".", 1)[-1])
         problems.append(
