@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT
 from test_train_net import FAST
 
-from kddetr.checkpoint import FiniteCheckpointer, non_finite_tensors, read_state_dict
+from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, non_finite_tensors, read_state_dict
 from kddetr.config import load_config
 from kddetr.engine import Trainer
 
@@ -161,3 +161,19 @@ def test_corrupt_checkpoint_names_the_file_and_the_key(tmp_path):
     code, log = run_train_net(["--config-file", "configs/synthetic/dino_r18.py", "--eval-only",
                                f"train.init_checkpoint={truncated}", f"train.output_dir={tmp_path}/o", *FAST])
     assert code != 0 and f"Checkpoint '{truncated}' (train.init_checkpoint) cannot be read" in log
+
+
+def test_a_checkpoint_that_is_not_a_state_dict_is_named(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointError, match=rf"'{path}' \(train.init_checkpoint\) holds a list, not a state dict"):
+        read_state_dict(str(path), "train.init_checkpoint")
+
+
+def test_seeded_map_dataset_refuses_a_mapper_that_returns_none():
+    from kddetr.data.samplers import SampleIndex, SeededMapDataset
+
+    data = SeededMapDataset([{"a": 1}, {"a": 2}], lambda d: d if d["a"] == 1 else None)
+    assert data[SampleIndex(0, seed=3, position=7)] == {"a": 1}
+    with pytest.raises(ValueError, match="returned None for sample 1"):
+        data[1]
