@@ -109,3 +109,37 @@ def test_kd_detr_losses_in_float32(loss):
     assert ref.keys() == amp.keys()
     for k in ref:
         torch.testing.assert_close(amp[k].float(), ref[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+# ----------------------------------------------------------------------------- teacher in reduced precision
+
+def test_teacher_in_bf16_predicts_within_tolerance_of_fp32_in_float32():
+    """model.teacher_precision="bf16": the teacher's outputs come back in float32, close to the fp32 teacher's."""
+    from conftest import build_tiny_kd, synthetic_batch
+
+    batch = synthetic_batch(2)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model = build_tiny_kd(teacher_precision=precision).train()
+        points = model.sample_points(torch.Generator().manual_seed(0))
+        results[precision] = model.teacher_predictions(batch, points)
+    ref, low = results["fp32"], results["bf16"]
+    assert set(ref.outputs) == set(low.outputs)
+    for group in ref.outputs:
+        out = low.outputs[group]
+        assert out.logits.dtype == out.boxes.dtype == out.hidden.dtype == torch.float32
+    assert low.state.memory.dtype == torch.float32
+    # The general points sit at the same positions in both runs, so their predictions compare one by
+    # one. (The teacher's own queries come from a top-k over proposals, which bf16 may reorder.)
+    a, b = ref.outputs["kd_general"], low.outputs["kd_general"]
+    # bf16 keeps 8 bits of mantissa: about 2-3 significant digits through the whole network
+    torch.testing.assert_close(b.logits.sigmoid(), a.logits.sigmoid(), atol=0.03, rtol=0)
+    torch.testing.assert_close(b.boxes, a.boxes, atol=0.03, rtol=0)
+    assert not torch.equal(b.logits, a.logits)  # it did run in bf16
+
+
+def test_unknown_teacher_precision_is_refused():
+    from conftest import build_tiny_kd
+
+    with pytest.raises(ValueError, match="teacher_precision must be one of"):
+        build_tiny_kd(teacher_precision="int8")

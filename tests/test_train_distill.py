@@ -189,3 +189,29 @@ def test_export_tool_refuses_a_single_model_config(tmp_path):
                            "--checkpoint", str(tmp_path / "x.pth"), "--output-dir", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert proc.returncode != 0 and "is not a distillation config" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_tool_writes_a_graph_that_matches_pytorch(distilled, tmp_path, fmt):
+    """tools/export_student.py --format onnx|torchscript on a trained pair checkpoint: the graph and
+    its contract are written, and the tool's own parity check runs."""
+    out, _ = distilled
+    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", CONFIG, "--checkpoint",
+                           str(out / "model_final.pth"), "--output-dir", str(tmp_path), "--format", fmt, *SIZES],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    suffix = {"onnx": ".onnx", "torchscript": ".ts"}[fmt]
+    assert (tmp_path / f"student{suffix}").stat().st_size > 0
+    contract = json.loads((tmp_path / f"student{suffix}.json").read_text())
+    assert contract["input"]["shape"] == [1, 3, 128, 128]  # the synthetic test images, after the test resize
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("parity with PyTorch at 128 x 128 on "))
+    assert ".png: max |score| diff" in line and "labels equal 100%" in line  # a real test image was used
+
+
+def test_export_tool_refuses_a_graph_of_another_pair(distilled, tmp_path):
+    out, _ = distilled
+    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", CONFIG, "--checkpoint",
+                           str(out / "model_final.pth"), "--output-dir", str(tmp_path), "--format", "onnx"],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode != 0 and "does not match" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "student.onnx").exists()

@@ -13,6 +13,10 @@ R50 -> R18 pair with KD-DETR and, where their configs exist (DINO), DETRDistill 
   Table 3, its share is ``KD / (teacher + student + KD)``. Forward FLOPs only; PyTorch's fused
   attention is counted by :func:`kddetr.benchmark.sdpa_flop`, element-wise operators fvcore
   has no formula for (losses, activations) are not counted and are listed.
+* Peak memory of each step, run once before the timing (CUDA: ``max_memory_allocated``; CPU: the
+  process's resident set sampled every 2 ms), and in brackets the step's own share, the peak
+  minus what was in memory when it started (:func:`kddetr.benchmark.peak_memory_mib`). The peak
+  includes every model the tool holds (all configs' teachers and students).
 * Step times: forward + backward + optimizer step, median over ``--iters`` steps after
   ``--warmup``, every step interleaved with the others so that slow phases of the machine hit
   all of them. Each distillation step is also split: the teacher's inference on its
@@ -27,6 +31,9 @@ counted alone. Trailing ``key=value`` overrides apply to every config.
     .venv/bin/python tools/distill_cost.py --device cuda --iters 20
     .venv/bin/python tools/distill_cost.py --family deformable_detr --skip-flops
     .venv/bin/python tools/distill_cost.py --config configs/synthetic/dino_r50_r18.py model.points.0.num=50
+    # at the user's scale: the COCO pair, 2 images (the per-GPU batch) of 800 x 1333
+    .venv/bin/python tools/distill_cost.py --config configs/dino_r50_r18.py --size 800 1333 --batch 2 \
+        --iters 3 --warmup 1 --skip-flops
 
 Writes ``--output`` (default output/distill_cost.md) and prints it.
 """
@@ -121,13 +128,18 @@ def main() -> None:
                         "dino)")
     parser.add_argument("--config", action="append", default=[],
                         help="a distillation config to measure instead of the family's (repeatable)")
-    parser.add_argument("--teacher", default="", help="teacher checkpoint (default: output/synthetic/<family>_r50/"
-                        "model_final.pth; a random teacher is used if it does not exist: costs do not depend on the "
-                        "weights)")
+    parser.add_argument("--teacher", default="", help="teacher checkpoint (default: the --config's "
+                        "model.teacher_weights, else output/synthetic/<family>_r50/model_final.pth; a random teacher "
+                        "is used if it does not exist: costs do not depend on the weights)")
     parser.add_argument("--device", default="", help="default: the first config's train.device")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--skip-flops", action="store_true")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="resize the training batches' images to H x W (e.g. 800 1333: a step at COCO scale from "
+                        "the synthetic images; the batches come from configs/synthetic/dino_r18.py's loader)")
+    parser.add_argument("--batch", type=int, default=0, help="images per step (default: the loader's "
+                        "total_batch_size: the first config's, or the synthetic loader's 8 with --size)")
     parser.add_argument("--output", default="output/distill_cost.md")
     parser.add_argument("opts", nargs="*", help="key=value overrides for every config")
     args = parser.parse_args()
@@ -136,13 +148,15 @@ def main() -> None:
     import torch
     from detectron2.config import instantiate
 
-    from kddetr.benchmark import describe_device, fixed_batches, interleaved_times
+    from kddetr.benchmark import describe_device, fixed_batches, interleaved_times, peak_memory_mib, resized_batches
     from kddetr.config import load_config
 
     configs = {os.path.basename(p)[:-3]: p for p in args.config} if args.config else family_configs(args.family)
-    teacher = args.teacher or f"output/synthetic/{args.family}_r50/model_final.pth"
     cfgs = {name: load_config(path, args.opts) for name, path in configs.items()}
     first = next(iter(cfgs.values()))
+    # --config: the config's own teacher checkpoint if it is on disk; a family: its synthetic teacher
+    teacher = args.teacher or (first.model.teacher_weights if args.config
+                               else f"output/synthetic/{args.family}_r50/model_final.pth")
     device = args.device or first.train.device
     models, optimizers = {}, {}
     for name, cfg in cfgs.items():
@@ -160,7 +174,14 @@ def main() -> None:
     first.optimizer.params.model = alone
     opt_alone = instantiate(first.optimizer)
 
-    batches = fixed_batches(first.dataloader.train)
+    loader = first.dataloader.train
+    if args.size:  # COCO-scale configs: their data is not needed, only images of that size
+        loader = load_config("configs/synthetic/dino_r18.py").dataloader.train
+    if args.batch:
+        loader.total_batch_size = args.batch
+    batches = fixed_batches(loader)
+    if args.size:
+        batches = resized_batches(batches, tuple(args.size))
     lines = [", ".join(f"{name}: {path}" for name, path in configs.items()) + "; teacher: "
              + (teacher if os.path.isfile(teacher) else f"random ({teacher} does not exist)") + ".", ""]
     if not args.skip_flops:
@@ -172,12 +193,17 @@ def main() -> None:
         model_steps = distillation_steps(name, model, optimizers[name], batches)
         parts[name] = list(model_steps)
         steps.update(model_steps)
+    memory = peak_memory_mib(steps, device)  # once each, lightest first, before the timing
     med = interleaved_times(steps, len(batches), args.warmup, args.iters, device)
     base = med["student alone"]
-    lines += [f"Training step time (forward + backward + optimizer step), batch {len(batches[0])}, "
-              f"{describe_device(device)}, median of {args.iters} steps after {args.warmup} warm-up:", "",
-              "| step | seconds | vs the student alone |", "|---|---|---|"]
-    lines += [f"| {name} | {t:.3f} | {t / base:.2f}x |" for name, t in med.items()]
+    size = tuple(batches[0][0]["image"].shape[1:])
+    mem_label = ("CUDA max allocated MiB (the step's own)" if torch.device(device).type == "cuda"
+                 else "peak RSS MiB (the step's own)")
+    lines += [f"Training step time (forward + backward + optimizer step), batch {len(batches[0])} of {size[0]} x "
+              f"{size[1]} px, {describe_device(device)}, median of {args.iters} steps after {args.warmup} warm-up:", "",
+              f"| step | seconds | vs the student alone | {mem_label} |", "|---|---|---|---|"]
+    lines += [f"| {name} | {t:.3f} | {t / base:.2f}x | {memory[name][0]:.0f} ({memory[name][1]:.0f}) |"
+              for name, t in med.items()]
     lines.append("")
     for name, labels in parts.items():
         t, sp, kd = (med[label] for label in labels)

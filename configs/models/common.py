@@ -27,12 +27,16 @@ def resnet(*, depth=50, norm="FrozenBN", freeze_at=1, out_features=("res3", "res
     )
 
 
-def channel_mapper(*, depth, embed_dim=256, num_levels=4, norm_groups=32):
-    """res3-res5 -> ``num_levels`` levels of ``embed_dim`` (extra levels by stride-2 convs)."""
+MULTI_SCALE_FEATURES = ("res3", "res4", "res5")
+
+
+def channel_mapper(*, depth, embed_dim=256, num_levels=4, norm_groups=32, in_features=MULTI_SCALE_FEATURES):
+    """``in_features`` (res3-res5: strides 8, 16, 32) -> ``num_levels`` levels of ``embed_dim``
+    (extra levels by stride-2 convs)."""
     channels = RESNET_CHANNELS[depth]
     return L(ChannelMapper)(
         input_shapes={f"res{i + 3}": L(ShapeSpec)(channels=c) for i, c in enumerate(channels)},
-        in_features=["res3", "res4", "res5"],
+        in_features=list(in_features),
         out_channels=embed_dim,
         num_outs=num_levels,
         norm_groups=norm_groups,
@@ -57,12 +61,16 @@ def io_defaults():
 
 
 def multi_scale_detr(*, target, depth, num_classes, embed_dim, num_heads, ffn_dim, enc_layers, dec_layers, num_levels,
-                     num_points, num_queries, dropout, norm, freeze_at, norm_groups, class_weight, decoder, **extra):
+                     num_points, num_queries, dropout, norm, freeze_at, norm_groups, class_weight, decoder,
+                     in_features=MULTI_SCALE_FEATURES, **extra):
     """Backbone -> channel mapper -> deformable encoder/decoder (DINO, Deformable and DAB-Deformable
-    DETR); ``decoder`` holds the DeformableDecoder options of the family, ``extra`` its own arguments."""
+    DETR); ``decoder`` holds the DeformableDecoder options of the family, ``extra`` its own arguments.
+    ``in_features``: the backbone levels the transformer reads, finest first (``("res4", "res5")``
+    drops the stride-8 level, most of the encoder's tokens)."""
     return L(target)(
-        backbone=resnet(depth=depth, norm=norm, freeze_at=freeze_at),
-        neck=channel_mapper(depth=depth, embed_dim=embed_dim, num_levels=num_levels, norm_groups=norm_groups),
+        backbone=resnet(depth=depth, norm=norm, freeze_at=freeze_at, out_features=in_features),
+        neck=channel_mapper(depth=depth, embed_dim=embed_dim, num_levels=num_levels, norm_groups=norm_groups,
+                            in_features=in_features),
         position_embedding=L(PositionEmbeddingSine)(num_pos_feats=embed_dim // 2, temperature=10000, normalize=True,
                                                     offset=-0.5),
         encoder=L(DeformableEncoder)(num_layers=enc_layers, embed_dim=embed_dim, num_heads=num_heads, ffn_dim=ffn_dim,

@@ -1,17 +1,21 @@
-"""Timing and FLOP helpers of the cost tool (``tools/distill_cost.py``).
+"""Timing, memory and FLOP helpers of the cost tools (``tools/distill_cost.py``,
+``tools/benchmark_inference.py``).
 
 :func:`fixed_batches` takes a few training batches once, so every measured step sees the same
 inputs; :func:`interleaved_times` times several steps in turn on them; :func:`gflops` counts a
 forward's FLOPs with fvcore (through Detectron2's ``FlopCountAnalysis``), including PyTorch's
-fused attention (:func:`sdpa_flop`), which fvcore has no formula for.
+fused attention (:func:`sdpa_flop`), which fvcore has no formula for (fvcore counts the
+deformable attention's ``grid_sample`` itself: 4 multiply-adds per sampled value, bilinear).
 """
 from __future__ import annotations
 
 import logging
+import os
 import statistics
+import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from detectron2.utils.analysis import FlopCountAnalysis
@@ -20,7 +24,8 @@ from torch import nn
 
 from .data import build_train_loader
 
-__all__ = ["fixed_batches", "interleaved_times", "sdpa_flop", "gflops", "describe_device"]
+__all__ = ["fixed_batches", "resized_batches", "peak_memory_mib", "interleaved_times", "sdpa_flop", "gflops",
+           "describe_device"]
 
 
 def fixed_batches(loader_cfg, num: int = 4) -> List[List[Dict]]:
@@ -30,6 +35,84 @@ def fixed_batches(loader_cfg, num: int = 4) -> List[List[Dict]]:
     loader_cfg.num_workers = 0
     it = iter(build_train_loader(loader_cfg)[0])
     return [next(it) for _ in range(num)]
+
+
+def resized_batches(batches: List[List[Dict]], size: Tuple[int, int]) -> List[List[Dict]]:
+    """``batches`` with every image and its ground-truth boxes resized to ``size`` = (H, W): training
+    batches at another resolution (e.g. COCO's 800 x 1333 from the synthetic images, to measure a
+    step at the user's scale without COCO on disk)."""
+    from detectron2.data.transforms import ResizeTransform
+    from detectron2.structures import Boxes, Instances
+
+    H, W = size
+    out = []
+    for batch in batches:
+        resized = []
+        for d in batch:
+            h, w = d["image"].shape[1:]
+            t = ResizeTransform(h, w, H, W)
+            resized_hwc = t.apply_image(d["image"].permute(1, 2, 0).numpy()).copy()  # PIL's array is read-only
+            image = torch.from_numpy(resized_hwc).permute(2, 0, 1).contiguous()
+            inst = Instances((H, W))
+            inst.gt_classes = d["instances"].gt_classes
+            inst.gt_boxes = Boxes(torch.from_numpy(t.apply_box(d["instances"].gt_boxes.tensor.numpy())).float())
+            resized.append({**d, "image": image, "instances": inst, "height": H, "width": W})
+        out.append(resized)
+    return out
+
+
+def current_rss_mib() -> float:
+    """This process's resident set size now, in MiB (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+class _RSSSampler(threading.Thread):
+    """Polls the resident set size every ``period`` seconds until stopped; keeps the maximum."""
+
+    def __init__(self, period: float = 0.002):
+        super().__init__(daemon=True)
+        self.period, self.peak, self._stop_event = period, current_rss_mib(), threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.peak = max(self.peak, current_rss_mib())
+            time.sleep(self.period)
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return max(self.peak, current_rss_mib())
+
+
+def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict[str, Tuple[float, float]]:
+    """Run each ``steps[name](0)`` once, in order; per step ``(peak, growth)`` in MiB.
+
+    CUDA: ``peak`` is ``max_memory_allocated`` during the step (everything allocated at its start
+    included: weights, optimizer states) and ``growth`` that peak minus what was allocated at its
+    start (the step's own activations and temporaries). CPU: the same for the process's resident
+    set (RSS), sampled every 2 ms by a thread (a peak shorter than that can be missed); ``peak``
+    includes the Python/PyTorch runtime and every model the process holds."""
+    out = {}
+    for name, fn in steps.items():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+            start = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            fn(0)
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+            out[name] = (peak / 2 ** 20, (peak - start) / 2 ** 20)
+        else:
+            start = current_rss_mib()
+            sampler = _RSSSampler()
+            sampler.start()
+            try:
+                fn(0)
+            finally:
+                peak = sampler.stop()
+            out[name] = (peak, peak - start)
+    return out
 
 
 def interleaved_times(steps: Dict[str, Callable[[int], Any]], num_batches: int, warmup: int, iters: int,

@@ -45,7 +45,7 @@ def KDDETRStudent(cfg: CN):  # noqa: N802  (a meta-architecture name, built like
     return instantiate(LazyConfig.load(path).model)
 
 
-def _test_resize(cfg: DictConfig) -> Tuple[int, int]:
+def eval_resize(cfg: DictConfig) -> Tuple[int, int]:
     """(min size, max size) of the test loader's ResizeShortestEdge."""
     for aug in cfg.dataloader.test.mapper.augmentation:
         if "short_edge_length" in aug:
@@ -80,7 +80,7 @@ def export_student(cfg: DictConfig, checkpoint: str, output_dir: str, device: st
     pred.MODEL.KDDETR.MODEL_CONFIG = model_yaml
     pred.INPUT = CN()
     pred.INPUT.FORMAT = cfg.model.student.get("input_format", "RGB")
-    pred.INPUT.MIN_SIZE_TEST, pred.INPUT.MAX_SIZE_TEST = _test_resize(cfg)
+    pred.INPUT.MIN_SIZE_TEST, pred.INPUT.MAX_SIZE_TEST = eval_resize(cfg)
     names = cfg.dataloader.test.dataset.names
     pred.DATASETS = CN()
     pred.DATASETS.TEST = (names if isinstance(names, str) else names[0],)

@@ -1,6 +1,7 @@
 """The distillation META_ARCH: a frozen teacher DETR, a trainable student DETR, a distiller."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 TEACHER_PREFIX = "teacher."
 TEACHER_DET = "det"  # the teacher's own detection queries, decoded when DETRDistill needs them
+#: ``model.teacher_precision``: the autocast type the frozen teacher runs in (None: no autocast)
+TEACHER_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -64,13 +67,23 @@ class KDDETR(nn.Module):
             or a bare state dict); every teacher parameter must be in it.
         allow_untrained_teacher: distil from a randomly initialised teacher when
             ``teacher_weights`` is empty (tests only).
+        teacher_precision: ``"fp32"`` (default: no autocast of its own; under ``train.amp`` the
+            teacher runs in the step's precision, like the student), or ``"bf16"`` / ``"fp16"``:
+            the frozen teacher alone runs under autocast in that type, to save its time and
+            activation memory on a GPU (fp16 autocast on a CPU is slow; use bf16 there). Its outputs
+            are returned in float32, so the losses see the same types as with an fp32 teacher
+            (``tests/test_amp.py`` bounds the difference of its predictions).
     """
 
     @configurable
     def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints] = (),
                  loss: Optional[Union[KDDETRLoss, BaselineKDLoss]] = None, detrdistill: Optional[DETRDistill] = None,
-                 teacher_weights: str = "", allow_untrained_teacher: bool = False):
+                 teacher_weights: str = "", allow_untrained_teacher: bool = False, teacher_precision: str = "fp32"):
         super().__init__()
+        if teacher_precision not in TEACHER_PRECISIONS:
+            raise ValueError(f"KDDETR: model.teacher_precision must be one of {sorted(TEACHER_PRECISIONS)}, got "
+                             f"'{teacher_precision}'")
+        self.teacher_precision = teacher_precision
         self.teacher, self.student, self.loss, self.detrdistill = teacher, student, loss, detrdistill
         self.points = nn.ModuleList(points)
         self.teacher_weights = teacher_weights
@@ -182,7 +195,16 @@ class KDDETR(nn.Module):
     @torch.no_grad()
     def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]) -> TeacherStep:
         """The teacher's side of a step: its encoder, its own queries, and one decoder pass over
-        every point set (and its own queries when DETRDistill needs their predictions)."""
+        every point set (and its own queries when DETRDistill needs their predictions); in
+        ``teacher_precision``, with float32 results."""
+        dtype = TEACHER_PRECISIONS[self.teacher_precision]
+        if dtype is None:
+            return self._teacher_predictions(batched_inputs, distill_points)
+        with torch.autocast(self.device.type, dtype=dtype):
+            step = self._teacher_predictions(batched_inputs, distill_points)
+        return _to_float32(step)
+
+    def _teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]) -> TeacherStep:
         t_images, t_mask = self.teacher.preprocess_image(batched_inputs)
         t_state = self.teacher.encode(t_images, t_mask)
         t_default = self.teacher.default_queries(t_state)
@@ -247,6 +269,20 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
                          "config, or make model.teacher match the checkpoint.")
     logger.info(f"KDDETR: loaded all {len(teacher.state_dict())} teacher tensors from {path}"
                 + (f" ({unused} extra keys in the file ignored)" if unused else ""))
+
+
+def _to_float32(obj):
+    """``obj`` (a dataclass, dict, list or tensor) with every floating-point tensor in float32."""
+    if isinstance(obj, Tensor):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, dict):
+        return {k: _to_float32(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_float32(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # EncoderState, Queries, DecoderOutput
+        for f in dataclasses.fields(obj):
+            setattr(obj, f.name, _to_float32(getattr(obj, f.name)))
+    return obj
 
 
 def _drop_teacher_keys(module, state_dict, prefix, local_metadata) -> None:

@@ -170,14 +170,9 @@ class DETRBase(nn.Module):
 
     def inference(self, output: DecoderOutput, batched_inputs: List[Dict],
                   image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Instances]]:
-        """Top-k over (query, class) of the last layer, boxes rescaled to each original image."""
-        logits, boxes = output.logits[-1], output.boxes[-1]
-        B, Q, K = logits.shape
-        k = min(self.select_box_nums_for_evaluation, Q * K)
-        scores, idx = logits.sigmoid().flatten(1).topk(k, dim=1)
-        query = torch.div(idx, K, rounding_mode="floor")
-        labels = idx % K
-        boxes = cxcywh_to_xyxy(torch.gather(boxes, 1, query[..., None].expand(-1, -1, 4)))
+        """Top-k over (query, class) of the last layer (:meth:`detections`), boxes rescaled to each
+        original image."""
+        scores, labels, boxes = self.detections(output)
         scales = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype).to(boxes.device)
         results = []
         for i, (h, w) in enumerate(image_sizes):
@@ -190,6 +185,21 @@ class DETRBase(nn.Module):
             width = batched_inputs[i].get("width", w)
             results.append({"instances": detector_postprocess(r, height, width)})
         return results
+
+    def detections(self, output: DecoderOutput) -> Tuple[Tensor, Tensor, Tensor]:
+        """The ``k = select_box_nums_for_evaluation`` best (query, class) pairs of the last layer.
+
+        Returns scores ``[B, k]`` (sigmoid), labels ``[B, k]`` int64 and boxes ``[B, k, 4]`` xyxy
+        relative to the input image's size (not clipped: a box may leave [0, 1]), best first. Also
+        the exported graph's head (``kddetr.deploy``)."""
+        logits, boxes = output.logits[-1], output.boxes[-1]
+        B, Q, K = logits.shape
+        k = min(self.select_box_nums_for_evaluation, Q * K)
+        scores, idx = logits.sigmoid().flatten(1).topk(k, dim=1)
+        query = torch.div(idx, K, rounding_mode="floor")
+        labels = idx % K
+        boxes = cxcywh_to_xyxy(torch.gather(boxes, 1, query[..., None].expand(-1, -1, 4)))
+        return scores, labels, boxes
 
 
 def downsample_mask(mask: Tensor, size: Tuple[int, int]) -> Tensor:
