@@ -9,9 +9,10 @@ conditional_detr, or ``all``, one after the other); configs are configs/syntheti
    ``--teacher-iters``; DINO: ~21 min on 2 CPU cores).
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
    (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
-   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), and with ``--detrdistill``
-   with DETRDistill (detrdistill_<family>_r50_r18.py) and with both distillers
-   (kd_detr_detrdistill_<family>_r50_r18.py). Each run goes through train_net.py and is
+   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with ``--per-image`` KD-DETR
+   with its class term divided by the batch's images (``model.loss.normalization=per_image``),
+   with ``--detrdistill`` DETRDistill (detrdistill_<family>_r50_r18.py) and with ``--combined``
+   both distillers (kd_detr_detrdistill_<family>_r50_r18.py). Each run goes through train_net.py and is
    evaluated on synthetic_val by COCOEvaluator every ``--eval-period`` iterations.
 
 Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png``,
@@ -20,7 +21,8 @@ cost of the same configs (FLOPs, step times) is tools/distill_cost.py's.
 
     .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
     .venv/bin/python tools/benchmark_kd.py --family all --teacher-iters 500 --iters 200 --seeds 0
-    .venv/bin/python tools/benchmark_kd.py --detrdistill --no-inconsistent --iters 200 --seeds 0 1 2
+    .venv/bin/python tools/benchmark_kd.py --detrdistill --per-image --no-inconsistent --iters 200 \
+        --eval-period 100 --seeds 0 1 2 --teacher-iters 500
 """
 from __future__ import annotations
 
@@ -37,22 +39,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = ["dino", "dab_detr", "deformable_detr", "dab_deformable_detr", "conditional_detr"]
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
-TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill"}
+PER_IMAGE = "KD-DETR, class term per image"
+TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image"}
 
 
-def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False) -> dict:
+def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False, combined: bool = False,
+                per_image: bool = False) -> dict:
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
+    if per_image:  # KD-DETR with the class term divided by the images of the batch (KDDETRLoss.normalization)
+        arms[PER_IMAGE] = (f"configs/synthetic/{family}_r50_r18.py", ["model.loss.normalization=per_image"])
     if family == "dino" and inconsistent:
         arms["inconsistent baseline"] = ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", [])
-    if detrdistill:
-        for arm, prefix in ((DD, "detrdistill"), (BOTH, "kd_detr_detrdistill")):
+    distillers = ([(DD, "detrdistill")] if detrdistill else []) + ([(BOTH, "kd_detr_detrdistill")] if combined else [])
+    if distillers:
+        for arm, prefix in distillers:
             config = f"configs/synthetic/{prefix}_{family}_r50_r18.py"
             if not os.path.isfile(os.path.join(ROOT, config)):
-                raise SystemExit(f"--detrdistill: no {config} for the family '{family}' (DETRDistill's synthetic "
-                                 "configs exist for dino)")
+                raise SystemExit(f"--detrdistill/--combined: no {config} for the family '{family}' (DETRDistill's "
+                                 "synthetic configs exist for dino)")
             arms[arm] = (config, [])
     return arms
 
+
+# Faster DINO students (configs/synthetic/fast_students/), alone and with KD-DETR, with --fast-students:
+# arm -> (config, overrides); FAST_BASELINE names each distilled arm's student-alone arm.
+FAST = {}
+FAST_BASELINE = {}
+for _name, _desc in (("enc1_dec2", "R18, 1/2 enc/dec layers"), ("s16", "R18, levels from stride 16")):
+    FAST[f"{_desc}, alone"] = (f"configs/synthetic/fast_students/dino_r18_{_name}.py", [])
+    FAST[f"{_desc}, KD-DETR"] = (f"configs/synthetic/fast_students/dino_r50_r18_{_name}.py", [])
+    FAST_BASELINE[f"{_desc}, KD-DETR"] = f"{_desc}, alone"
 
 # KD-DETR's other ablations (Tables 1 and 5), added with --ablations
 ABLATIONS = {
@@ -78,37 +94,51 @@ def train(config: str, out: str, overrides, log_file: str) -> None:
 
 def evaluations(out: str, max_iter: int):
     """[(iterations trained, {AP, AP50, ...})] from a run's metrics.json (periodic evaluations are
-    stored at the 0-based index of their iteration, the final one at ``max_iter``)."""
-    rows = []
+    stored at the 0-based index of their iteration, the final one at the iteration count itself;
+    both are capped at ``max_iter`` and at the iterations the run logged)."""
     with open(os.path.join(out, "metrics.json")) as f:
-        for line in f:
-            m = json.loads(line)
-            if "bbox/AP" in m:
-                rows.append((min(m["iteration"] + 1, max_iter), {k: m.get(f"bbox/{k}", float("nan")) for k in METRICS}))
-    return rows
+        records = [json.loads(line) for line in f]
+    trained = [m["iteration"] + 1 for m in records if "total_loss" in m]
+    cap = min(max_iter, max(trained)) if trained else max_iter
+    return [(min(m["iteration"] + 1, cap), {k: m.get(f"bbox/{k}", float("nan")) for k in METRICS})
+            for m in records if "bbox/AP" in m]
 
 
 def run_arms(args) -> dict:
     runs = {}
-    arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill),
-            **(ABLATIONS if args.ablations else {})}
+    if args.fast_students:
+        arms = dict(FAST)
+    else:
+        arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image),
+                **(ABLATIONS if args.ablations else {})}
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
-            tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS else \
+            tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS or arm in FAST else \
                 f"{TAGS.get(arm, arm.split()[0].lower())}_seed{seed}"
             out = os.path.join(args.output, tag)
-            if not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
+            if args.rebuild:  # the committed records: metrics.json only, never train
+                if not os.path.isfile(os.path.join(out, "metrics.json")):
+                    raise SystemExit(f"--rebuild: no record {out}/metrics.json for {arm}, seed {seed}")
+            elif not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
                 os.makedirs(out, exist_ok=True)
                 t0 = time.perf_counter()
                 overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
                              f"train.seed={seed}", "train.checkpointer.period=1000000", *extra, *args.opts]
-                if arm != STUDENT:
+                if "student" in load_config_keys(config):
                     overrides.append(f"model.teacher_weights={args.teacher}")
                 train(config, out, overrides, os.path.join(out, "stdout.txt"))
                 final = evaluations(out, args.iters)[-1][1]["AP"]
                 log(f"{arm} seed {seed}: {time.perf_counter() - t0:.0f} s, final AP {final:.1f}")
             runs.setdefault(arm, {})[seed] = evaluations(out, args.iters)
     return runs
+
+
+def load_config_keys(config: str):
+    """The top-level keys of ``config``'s model (``student`` marks a distillation config)."""
+    sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))
+    from detectron2.config import LazyConfig
+
+    return set(LazyConfig.load(os.path.join(ROOT, config)).model.keys())
 
 
 def fmt(values):
@@ -125,23 +155,23 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
              "mean ± sample std over seeds.", "",
              "| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     if teacher_eval:
+        teacher_iters, teacher_eval = teacher_eval
         cells = " | ".join(f"{teacher_eval[k]:.1f}" for k in METRICS)
-        lines.append(f"| teacher R50, configs/synthetic/{family}_r50.py (1 run) | {cells} |")
+        lines.append(f"| teacher R50, configs/synthetic/{family}_r50.py (1 run, {teacher_iters} iterations) | "
+                     f"{cells} |")
     for arm, by_seed in runs.items():
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
-    base = [rows[-1][1]["AP"] for rows in runs[STUDENT].values()]
-    kd = [rows[-1][1]["AP"] for rows in runs[KD].values()]
-    gains = [k - b for k, b in zip(kd, base)]
-    summary = f"KD-DETR - student only, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP " \
-              f"(mean {statistics.mean(gains):+.1f})"
-    for arm, name in (("inconsistent baseline", "inconsistent"), (DD, "DETRDistill"), (BOTH, "KD-DETR + DETRDistill")):
-        if arm in runs:
-            other = [rows[-1][1]["AP"] for rows in runs[arm].values()]
-            per_seed = ", ".join(f"{o - b:+.1f}" for o, b in zip(other, base))
-            mean_gain = statistics.mean(other) - statistics.mean(base)
-            summary += f"; {name} - student only: {per_seed} AP (mean {mean_gain:+.1f})"
-    lines += ["", summary + "."]
+    comparisons = [(arm, FAST_BASELINE[arm]) for arm in runs if arm in FAST_BASELINE]
+    comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, "inconsistent baseline", DD, BOTH)
+                    if arm in runs and STUDENT in runs]
+    summary = []
+    for arm, baseline in comparisons:
+        seeds_both = [s for s in runs[arm] if s in runs[baseline]]
+        gains = [runs[arm][s][-1][1]["AP"] - runs[baseline][s][-1][1]["AP"] for s in seeds_both]
+        summary.append(f"{arm} - {baseline}, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP "
+                       f"(mean {statistics.mean(gains):+.1f})")
+    lines += ["", "; ".join(summary) + "."]
     return "\n".join(lines)
 
 
@@ -152,8 +182,9 @@ def plot(runs, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    colors = ["tab:gray", "tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:green", "tab:olive", "tab:cyan"]
-    for (arm, by_seed), color in zip(runs.items(), colors):
+    cmap = plt.get_cmap("tab10")
+    for i_arm, (arm, by_seed) in enumerate(runs.items()):
+        color = cmap(i_arm % 10)
         for i, rows in enumerate(by_seed.values()):
             ax.plot([r[0] for r in rows], [r[1]["AP"] for r in rows], "o-", color=color, alpha=0.7,
                     label=arm if i == 0 else None)
@@ -180,11 +211,29 @@ def main() -> None:
                         help="also train the other ablation configs (similar foreground/general, general/specific "
                         "only, no foreground weight)")
     parser.add_argument("--no-inconsistent", action="store_true", help="skip DINO's inconsistent-baseline arm")
-    parser.add_argument("--detrdistill", action="store_true",
-                        help="also train DETRDistill and KD-DETR + DETRDistill students (DINO)")
+    parser.add_argument("--detrdistill", action="store_true", help="also train DETRDistill students (DINO)")
+    parser.add_argument("--combined", action="store_true", help="also train KD-DETR + DETRDistill students (DINO)")
+    parser.add_argument("--per-image", action="store_true",
+                        help="also train KD-DETR with model.loss.normalization=per_image (the class term divided by "
+                        "the images per process)")
+    parser.add_argument("--fast-students", action="store_true",
+                        help="instead of the family's arms, train the faster DINO students of "
+                        "configs/synthetic/fast_students/ alone and with KD-DETR (default output: "
+                        "output/benchmark_kd/fast_students)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="rebuild results.md, runs.json and the plot from the runs' metrics.json in --output "
+                        "(the teacher's in <output>/teacher/), training nothing: e.g. from the records committed "
+                        "in docs/results/")
     parser.add_argument("opts", nargs="*", help="extra key=value overrides for every training run")
     args = parser.parse_args()
     os.chdir(ROOT)
+    if args.fast_students:
+        others = [flag for flag, on in (("--family", args.family != "dino"), ("--per-image", args.per_image),
+                                        ("--detrdistill", args.detrdistill), ("--combined", args.combined),
+                                        ("--ablations", args.ablations), ("--no-inconsistent", args.no_inconsistent))
+                  if on]
+        if others:
+            raise SystemExit(f"--fast-students trains only the faster DINO students; drop {', '.join(others)}")
     families = FAMILIES if args.family == "all" else [args.family]
     if len(families) > 1 and (args.teacher or args.output):
         raise SystemExit("--family all picks each family's teacher and output folder; drop --teacher/--output")
@@ -199,9 +248,13 @@ def main() -> None:
 def run_family(args) -> str:
     family = args.family
     args.teacher = args.teacher or f"output/synthetic/{family}_r50/model_final.pth"
-    args.output = args.output or ("output/benchmark_kd" if family == "dino" else f"output/benchmark_kd/{family}")
+    default_out = "output/benchmark_kd/fast_students" if args.fast_students else (
+        "output/benchmark_kd" if family == "dino" else f"output/benchmark_kd/{family}")
+    args.output = args.output or default_out
     os.makedirs(args.output, exist_ok=True)
-    if not os.path.isfile(args.teacher):
+    if args.rebuild:  # the teacher's record sits beside the students' when rebuilt from committed records
+        args.teacher = os.path.join(args.output, "teacher", "model_final.pth")
+    elif not os.path.isfile(args.teacher):
         config = f"configs/synthetic/{family}_r50.py"
         log(f"no teacher at {args.teacher}: training one with {config}")
         out = os.path.dirname(args.teacher)
@@ -210,7 +263,7 @@ def run_family(args) -> str:
     teacher_rows = evaluations(os.path.dirname(args.teacher), 10**9) if os.path.isfile(
         os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []
     runs = run_arms(args)
-    text = table(runs, teacher_rows[-1][1] if teacher_rows else None, args.iters, args.seeds, family) + "\n"
+    text = table(runs, teacher_rows[-1] if teacher_rows else None, args.iters, args.seeds, family) + "\n"
     plot(runs, os.path.join(args.output, "ap_vs_iter.png"))
     with open(os.path.join(args.output, "runs.json"), "w") as f:
         json.dump(runs, f, indent=1)

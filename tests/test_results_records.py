@@ -1,0 +1,39 @@
+"""The results tables in docs/RESULTS.md are rebuilt from the run records committed in docs/results/
+(tools/benchmark_kd.py --rebuild trains nothing), so a table that drifts from its records fails here."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+# records folder -> the benchmark_kd.py arguments that produced it
+STUDIES = {
+    "docs/results/dino_study": ["--detrdistill", "--per-image", "--no-inconsistent", "--iters", "200",
+                                "--seeds", "0", "1", "2"],
+}
+
+
+@pytest.mark.parametrize("records", list(STUDIES))
+def test_committed_table_is_rebuilt_from_its_records(records, tmp_path):
+    src = os.path.join(ROOT, records)
+    out = tmp_path / "records"
+    shutil.copytree(src, out)
+    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--rebuild", "--output", str(out),
+                           *STUDIES[records]], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rebuilt = (out / "results.md").read_text()
+    assert rebuilt == open(os.path.join(src, "results.md")).read()
+    # and the table quoted in docs/RESULTS.md is that one
+    results_doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    for line in rebuilt.splitlines():
+        if line.startswith("| "):
+            assert line in results_doc, f"docs/RESULTS.md lacks the row {line!r} of {records}/results.md"
+
+
+def test_rebuild_refuses_a_missing_record(tmp_path):
+    (tmp_path / "teacher").mkdir()
+    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--rebuild", "--output", str(tmp_path),
+                           "--seeds", "0", "--no-inconsistent"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "--rebuild: no record" in proc.stderr
