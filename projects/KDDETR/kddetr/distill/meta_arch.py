@@ -208,7 +208,13 @@ class KDDETR(nn.Module):
         t_images, t_mask = self.teacher.preprocess_image(batched_inputs)
         t_state = self.teacher.encode(t_images, t_mask)
         t_default = self.teacher.default_queries(t_state)
+        # Every query the student will share carries the teacher's reference (the place the teacher
+        # decodes it at), so the student decodes it at the same place whatever its query space.
+        t_default.reference = self.teacher.embed_queries(t_default)[2]
         t_queries = {p.group: p.teacher_queries(t_default, distill_points.get(p.name)) for p in self.points}
+        for q in t_queries.values():
+            if q.reference is None:
+                q.reference = self.teacher.embed_queries(q)[2]
         if self.detrdistill is not None:
             t_queries[TEACHER_DET] = t_default
         t_out = self.teacher.decode(t_state, [QueryGroup(g, q) for g, q in t_queries.items()])

@@ -106,12 +106,20 @@ class Queries:
         proposals ``{"logits": [B, N, K], "boxes": [B, N, 4]}``), used by the criterion.
     embeds: ``[B, N, D]`` learned position embeddings, for detectors whose queries are not
         boxes (the decoder maps them to reference points).
+    reference: ``[B, N, 2 | 4]`` reference logits the decoder uses instead of the ones the
+        detector derives from the position part (``DETRBase.embed_queries``'s third output), or
+        None. Shared distillation points carry the *teacher's*, so that both models decode them at
+        the same place in every family: for box queries it equals ``boxes``; for embedding queries
+        (Conditional DETR, plain Deformable DETR) the embedding is only a name that each model maps
+        to a point through its own learned layer, and without it the "shared" points would sit
+        at different places in teacher and student.
     """
 
     boxes: Optional[Tensor] = None
     content: Optional[Tensor] = None
     aux: Dict[str, Tensor] = field(default_factory=dict)
     embeds: Optional[Tensor] = None
+    reference: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         if (self.boxes is None) == (self.embeds is None):
@@ -127,10 +135,12 @@ class Queries:
         return self.position.shape[1]
 
     def position_only(self, num: Optional[int] = None) -> "Queries":
-        """The first ``num`` queries' position part, detached, without content: what a second
-        model decodes with its own content vectors (shared distillation points)."""
+        """The first ``num`` queries' position part (and ``reference``), detached, without
+        content: what a second model decodes with its own content vectors (shared distillation
+        points)."""
         pos = self.position[:, :num].detach()
-        return Queries(boxes=pos) if self.boxes is not None else Queries(embeds=pos)
+        ref = None if self.reference is None else self.reference[:, :num].detach()
+        return Queries(boxes=pos, reference=ref) if self.boxes is not None else Queries(embeds=pos, reference=ref)
 
 
 @dataclass

@@ -76,8 +76,12 @@ class DETRBase(nn.Module):
         raise NotImplementedError
 
     def decode(self, state: EncoderState, groups: Sequence[QueryGroup]) -> List[DecoderOutput]:
-        """Decode all groups in one pass; returns one :class:`DecoderOutput` per group, in order."""
+        """Decode all groups in one pass; returns one :class:`DecoderOutput` per group, in order.
+        A group whose queries carry a ``reference`` (shared distillation points: the teacher's) is
+        decoded at it instead of the reference the detector derives from the position part."""
         parts = [self.embed_queries(g.queries) for g in groups]
+        parts = [p if g.queries.reference is None else (p[0], p[1], g.queries.reference.to(p[2].dtype))
+                 for p, g in zip(parts, groups)]
         tgt = torch.cat([p[0] for p in parts], 1)
         pos = None if parts[0][1] is None else torch.cat([p[1] for p in parts], 1)
         ref = torch.cat([p[2] for p in parts], 1)
