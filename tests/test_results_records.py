@@ -12,6 +12,7 @@ from conftest import ROOT
 STUDIES = {
     "docs/results/dino_study": ["--detrdistill", "--per-image", "--no-inconsistent", "--iters", "200",
                                 "--seeds", "0", "1", "2"],
+    "docs/results/fast_students": ["--fast-students", "--iters", "200", "--seeds", "0"],
 }
 
 
