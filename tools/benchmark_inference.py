@@ -88,12 +88,13 @@ def measure(config: str, size: List[int], batch: int, runs: int, warmup: int, de
             sync()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+    peak = peak_rss_mb()
     result = {
         "config": config, "name": config_name(config), "measured": "student" if model_cfg is not cfg.model
         else "model", "device": describe_device(device), "amp": amp, "size": [H, W], "batch": batch, "runs": runs,
         "warmup": warmup, "latency_s": statistics.median(times), "latency_min_s": min(times),
         "latency_max_s": max(times), "throughput_img_s": batch / statistics.median(times), "params_m": params,
-        "peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - base_rss,
+        "peak_rss_mb": peak, "rss_growth_mb": peak - base_rss,
         "cuda_max_allocated_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if is_cuda else None,
     }
     if flops:  # after the timing, so that fvcore's tracing does not count in the peak memory
