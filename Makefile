@@ -38,7 +38,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# The main job on the synthetic data: teacher -> KD-DETR student -> AP table + PNG (tools/demo.py).
+# The main job on the synthetic data: teacher, student alone, KD-DETR student -> AP table + PNG (tools/demo.py).
 demo: setup
 	PYTHONWARNINGS=ignore $(PY) tools/demo.py --output output/demo
 

@@ -33,7 +33,14 @@ from detectron2.utils.logger import setup_logger
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "projects", "KDDETR"))
 
 from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, load_strict, read_state_dict, student_state_dict
-from kddetr.config import apply_user_dataset, check_device, check_inputs, check_num_classes, load_config
+from kddetr.config import (
+    apply_user_dataset,
+    check_device,
+    check_inputs,
+    check_num_classes,
+    is_backbone_pretraining,
+    load_config,
+)
 from kddetr.data import build_train_loader
 from kddetr.distill import KDDETR
 from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap
@@ -159,9 +166,11 @@ def check_config(cfg, args) -> None:
     """The checks that need nothing built: the user dataset (registered here), every input file,
     the device. (``load_config`` has checked the override keys.)"""
     apply_user_dataset(cfg)
-    if args.eval_only and not cfg.train.init_checkpoint:
+    if args.eval_only and (not cfg.train.init_checkpoint or is_backbone_pretraining(cfg.train.init_checkpoint)):
+        start = f" ('{cfg.train.init_checkpoint}' is the backbone the config trains from)" \
+            if cfg.train.init_checkpoint else ""
         raise ValueError("--eval-only needs the weights to evaluate: set train.init_checkpoint=<model_final.pth> "
-                         "(a checkpoint of this config, or a distillation checkpoint of this pair config).")
+                         f"(a checkpoint of this config, or a distillation checkpoint of this pair config){start}.")
     check_inputs(cfg, eval_only=args.eval_only)
     check_device(cfg.train.device, args.num_gpus)
 

@@ -14,6 +14,32 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 
 
+#: the tests' stand-in for the synthetic pretrained backbones (minutes at the configs' settings):
+#: a short pretraining on a few hundred training images, enough to beat random weights
+SHORT_PRETRAINING = dict(steps=40, batch=32, max_images=300)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_backbones(tmp_path_factory):
+    """``synthetic-backbone://R-18`` and ``R-50`` (every synthetic config's ``train.init_checkpoint``)
+    resolve to short pretrainings for the whole session, train_net.py subprocesses included (they
+    inherit $KDDETR_SYNTHETIC_BACKBONES): CI does not build the full ones."""
+    from kddetr.data.backbones import CACHE_ENV, PretrainSettings, pretrain
+    from kddetr.data.synthetic import ensure_generated
+
+    folder = tmp_path_factory.mktemp("synthetic_backbones")
+    root = ensure_generated()
+    paths = {d: pretrain(d, str(folder / f"R-{d}.pth"), PretrainSettings(**SHORT_PRETRAINING), root=root)
+             for d in (18, 50)}
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield paths
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
+
+
 def load_config_module(relpath: str):
     """Import a helper module of configs/ (e.g. ``models/dino.py``) as ``configs.models.dino``."""
     return importlib.import_module("configs." + relpath[:-3].replace("/", "."))

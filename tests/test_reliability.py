@@ -146,7 +146,7 @@ def test_export_refuses_a_checkpoint_of_another_pair(tmp_path):
     cfg = load_config(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
     wrong = model_checkpoint(tmp_path, "configs/synthetic/dino_r50.py", name="kd_r50.pth", prefix="student.")
     with pytest.raises(ValueError, match=r"'.*kd_r50.pth' \(--checkpoint\) does not match the DINO of the config: it "
-                       r"has \d+ with other shapes .*Export with the pair config"):
+                       r"has \d+ with other shapes .*Export with the config the checkpoint was trained with"):
         export_student(cfg, wrong, str(tmp_path / "export"))
     assert not (tmp_path / "export" / "student.pth").exists()
 

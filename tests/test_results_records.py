@@ -38,3 +38,21 @@ def test_rebuild_refuses_a_missing_record(tmp_path):
     proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--rebuild", "--output", str(tmp_path),
                            "--seeds", "0", "--no-inconsistent"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "--rebuild: no record" in proc.stderr
+
+
+
+def test_pretrained_backbone_rows_are_their_records():
+    """Every record of docs/results/pretrained_backbones is quoted in docs/RESULTS.md, in the
+    row that starts with its name, with its final AP."""
+    import json
+
+    folder = os.path.join(ROOT, "docs", "results", "pretrained_backbones")
+    runs = sorted(os.listdir(folder))
+    assert len(runs) >= 6, runs
+    lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
+    for run in runs:
+        rows = [json.loads(line) for line in open(os.path.join(folder, run, "metrics.json"))]
+        ap = [r["bbox/AP"] for r in rows if "bbox/AP" in r][-1]
+        named = [ln for ln in lines if ln.startswith(f"| `{run}` |")]
+        assert len(named) == 1, f"docs/RESULTS.md has {len(named)} rows for the record {run}"
+        assert f"| {ap:.1f} |" in named[0], f"{run}: final AP {ap:.1f} is not in {named[0]!r}"

@@ -32,3 +32,25 @@ def test_benchmark_inference_refuses_a_config_listed_twice(tmp_path):
 def test_benchmark_kd_fast_students_refuses_the_family_arms(tmp_path):
     proc = run(["tools/benchmark_kd.py", "--fast-students", "--per-image", "--output", str(tmp_path)])
     assert proc.returncode != 0 and "drop --per-image" in proc.stderr
+
+
+def test_overfit_batch_refuses_a_distillation_config_and_runs_a_detector(tmp_path):
+    proc = run(["tools/overfit_batch.py", "--config-file", "configs/synthetic/dab_detr_r50_r18.py"])
+    assert proc.returncode != 0 and "give a single-model config" in proc.stderr
+    small = ["--steps", "3", "--every", "1", "dataloader.train.total_batch_size=2", "model.num_queries=20"]
+    runs = [run(["tools/overfit_batch.py", "--config-file", "configs/synthetic/dab_detr_r18.py", *small])
+            for _ in range(2)]
+    assert all(p.returncode == 0 for p in runs), runs[0].stderr[-2000:]
+    steps = [[ln.split("(")[0] for ln in p.stdout.splitlines() if ln.startswith("step")] for p in runs]
+    assert len(steps[0]) == 3 and "loss_giou" in steps[0][0]
+    assert steps[0] == steps[1]  # the same batch and initialisation: the same losses (timings aside)
+
+
+def test_benchmark_kd_gives_a_teacher_it_trains_the_shared_overrides():
+    """e.g. ``train.init_checkpoint=""`` reruns a study from scratch, teacher included; a pair's
+    ``model.*`` keys would not exist in the teacher's config."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import benchmark_kd
+
+    opts = ['train.init_checkpoint=""', "model.loss.normalization=per_image", "optimizer.lr=1e-4"]
+    assert benchmark_kd.teacher_opts(opts) == ['train.init_checkpoint=""', "optimizer.lr=1e-4"]

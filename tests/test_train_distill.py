@@ -155,6 +155,15 @@ def test_export_and_default_predictor(distilled, tmp_path):
                      "--output", str(png), "--score-threshold", "0"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert cv2.imread(str(png)).shape[0] == 3 * 128
+    # several models over the same test images: one labelled row per model (make demo's picture)
+    proc = subprocess.run([sys.executable, "tools/visualize.py", "--config", path, "--config", path, "--label", "a",
+                           "--label", "b", "--images", "2", "--output", str(png)], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert cv2.imread(str(png)).shape[:2] == (2 * (36 + 3 * 128 + 8), 2 * (3 * 128 + 8))
+    proc = subprocess.run([sys.executable, "tools/visualize.py", "--config", path, "--config", path, "--label", "a",
+                           "--output", str(png)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "give one per --config" in proc.stderr
 
 
 def test_distillation_config_without_teacher_fails_clearly(tmp_path):
@@ -184,11 +193,22 @@ def test_kddetr_is_a_registered_meta_architecture(tmp_path):
     assert isinstance(model, KDDETR) and not model.teacher.training
 
 
-def test_export_tool_refuses_a_single_model_config(tmp_path):
-    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", "configs/synthetic/dino_r18.py",
-                           "--checkpoint", str(tmp_path / "x.pth"), "--output-dir", str(tmp_path)],
+def test_export_tool_serves_a_single_model_config(teacher_ckpt, tmp_path):
+    """A teacher (or a student trained alone) is exported and served like a distilled student
+    (make demo draws all three); a distillation checkpoint given to it is refused by name."""
+    sizes = ["model.num_queries=30", "model.dn_number=10"]
+    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", "configs/synthetic/dino_r50.py",
+                           "--checkpoint", teacher_ckpt, "--output-dir", str(tmp_path), *sizes],
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
-    assert proc.returncode != 0 and "is not a distillation config" in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = tmp_path / "vis.png"
+    proc = subprocess.run([sys.executable, "tools/visualize.py", "--config", str(tmp_path / "predictor.yaml"),
+                           "--output", str(png), "--score-threshold", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and png.is_file(), proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "tools/export_student.py", "--config-file", "configs/synthetic/dino_r18.py",
+                           "--checkpoint", teacher_ckpt, "--output-dir", str(tmp_path), *sizes],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode != 0 and "Export with the config the checkpoint was trained with" in proc.stderr
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

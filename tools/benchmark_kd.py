@@ -104,6 +104,17 @@ def evaluations(out: str, max_iter: int):
             for m in records if "bbox/AP" in m]
 
 
+#: override prefixes a teacher config shares with the students' (``model.*`` keys differ between a
+#: single-model config and a pair's, so they go to the students only)
+SHARED_KEYS = ("train.", "optimizer.", "dataloader.", "lr_multiplier.")
+
+
+def teacher_opts(opts) -> list:
+    """The ``key=value`` overrides that also apply to a teacher trained here (e.g.
+    ``train.init_checkpoint=""`` to train every model from scratch)."""
+    return [o for o in opts if o.startswith(SHARED_KEYS)]
+
+
 def run_arms(args) -> dict:
     runs = {}
     if args.fast_students:
@@ -224,7 +235,8 @@ def main() -> None:
                         help="rebuild results.md, runs.json and the plot from the runs' metrics.json in --output "
                         "(the teacher's in <output>/teacher/), training nothing: e.g. from the records committed "
                         "in docs/results/")
-    parser.add_argument("opts", nargs="*", help="extra key=value overrides for every training run")
+    parser.add_argument("opts", nargs="*", help="extra key=value overrides for every student run; those of "
+                        "train.*, optimizer.*, dataloader.* and lr_multiplier.* also for a teacher trained here")
     args = parser.parse_args()
     os.chdir(ROOT)
     if args.fast_students:
@@ -259,6 +271,7 @@ def run_family(args) -> str:
         log(f"no teacher at {args.teacher}: training one with {config}")
         out = os.path.dirname(args.teacher)
         overrides = [f"train.max_iter={args.teacher_iters}"] if args.teacher_iters else []
+        overrides += teacher_opts(args.opts)
         train(config, out, overrides, os.path.join(args.output, "teacher_stdout.txt"))
     teacher_rows = evaluations(os.path.dirname(args.teacher), 10**9) if os.path.isfile(
         os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []

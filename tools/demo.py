@@ -2,11 +2,14 @@
 """The main job on the embedded synthetic data, end to end (what `make demo` runs):
 
 1. train a DINO R50 teacher (configs/synthetic/dino_r50.py, shortened);
-2. distil it into a DINO R18 student with KD-DETR (configs/synthetic/dino_r50_r18.py);
-   both are evaluated on synthetic_val by COCOEvaluator at the end of their training;
-3. export the student (tools/export_student.py) and draw its detections on a validation image
-   through detectron2's DefaultPredictor (tools/visualize.py);
-4. print the AP table.
+2. train the DINO R18 student alone (configs/synthetic/dino_r18.py) and
+3. distil the teacher into the same R18 with KD-DETR (configs/synthetic/dino_r50_r18.py), at equal
+   iterations, schedule and data order (``--seed``); every model starts from its synthetic pretrained backbone
+   (kddetr.data.backbones, trained on first use) and is evaluated on synthetic_val by
+   COCOEvaluator at the end of its training;
+4. export the three (tools/export_student.py) and draw their detections on the same validation
+   images through detectron2's DefaultPredictor, one row per model (tools/visualize.py);
+5. print the AP table.
 
 A finished step is reused when run again (delete output/demo to start over).
 """
@@ -39,39 +42,48 @@ def main() -> None:
                         help="configs/synthetic/dino_r50_r18.py takes its teacher from output/demo/teacher")
     parser.add_argument("--teacher-iters", type=int, default=250)
     parser.add_argument("--student-iters", type=int, default=200)
-    parser.add_argument("opts", nargs="*", help="extra key=value overrides for both trainings")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="train.seed of the three runs: the two students see the same data order")
+    parser.add_argument("opts", nargs="*", help="extra key=value overrides for the three trainings")
     args = parser.parse_args()
     start = time.perf_counter()
-    teacher_dir, student_dir = f"{args.output}/teacher", f"{args.output}/student"
-    teacher_ckpt = f"{teacher_dir}/model_final.pth"
+    teacher_ckpt = f"{args.output}/teacher/model_final.pth"
+    runs = [  # (title, config, output folder, iterations, extra overrides)
+        ("teacher DINO R50", "configs/synthetic/dino_r50.py", f"{args.output}/teacher", args.teacher_iters, []),
+        ("student DINO R18 alone", "configs/synthetic/dino_r18.py", f"{args.output}/student_alone",
+         args.student_iters, []),
+        ("student DINO R18 + KD-DETR", "configs/synthetic/dino_r50_r18.py", f"{args.output}/student",
+         args.student_iters, [f"model.teacher_weights={teacher_ckpt}"]),
+    ]
+    for i, (title, config, out, iters, extra) in enumerate(runs):
+        if os.path.isfile(os.path.join(ROOT, out, "model_final.pth")):
+            print(f"{i + 1}/{len(runs) + 1} {title}: reusing {out}/model_final.pth")
+            continue
+        step(f"{i + 1}/{len(runs) + 1} {title}, {iters} iterations",
+             ["train_net.py", "--config-file", config, *extra, f"train.max_iter={iters}", f"train.eval_period={iters}",
+              f"train.output_dir={out}", f"train.seed={args.seed}", *args.opts])
 
-    if not os.path.isfile(os.path.join(ROOT, teacher_ckpt)):
-        step(f"1/3 teacher: DINO R50, {args.teacher_iters} iterations",
-             ["train_net.py", "--config-file", "configs/synthetic/dino_r50.py", f"train.max_iter={args.teacher_iters}",
-              f"train.eval_period={args.teacher_iters}", f"train.output_dir={teacher_dir}", *args.opts])
-    else:
-        print(f"1/3 teacher: reusing {teacher_ckpt}")
-    step(f"2/3 student: DINO R18 distilled with KD-DETR, {args.student_iters} iterations",
-         ["train_net.py", "--config-file", "configs/synthetic/dino_r50_r18.py", f"model.teacher_weights={teacher_ckpt}",
-          f"train.max_iter={args.student_iters}", f"train.eval_period={args.student_iters}",
-          f"train.output_dir={student_dir}", *args.opts])
-    png = f"{args.output}/student_detections.png"
-    step("3/3 export the student and draw its detections with DefaultPredictor",
-         ["tools/export_student.py", "--config-file", "configs/synthetic/dino_r50_r18.py",
-          "--checkpoint", f"{student_dir}/model_final.pth", "--output-dir", f"{student_dir}/export"])
-    subprocess.run([sys.executable, "tools/visualize.py", "--config", f"{student_dir}/export/predictor.yaml",
-                    "--output", png, "--score-threshold", "0.25"],
-                   cwd=ROOT, check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    png = f"{args.output}/detections.png"
+    predictors = []
+    for title, config, out, _, extra in runs:
+        predictors.append(f"{out}/export/predictor.yaml")
+        subprocess.run([sys.executable, "tools/export_student.py", "--config-file", config, "--checkpoint",
+                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *extra, *args.opts],
+                       cwd=ROOT, check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), stdout=subprocess.DEVNULL)
+    step(f"{len(runs) + 1}/{len(runs) + 1} export the three and draw their detections with DefaultPredictor",
+         ["tools/visualize.py", *[a for p in predictors for a in ("--config", p)],
+          *[a for r in runs for a in ("--label", r[0])], "--images", "4", "--output", png,
+          "--score-threshold", "0.3", "--scale", "2"])
 
     keys = ["AP", "AP50", "AP75", "APs", "APm"]
     print("\nCOCO bbox AP on synthetic_val (200 images):\n")
     print("| model | iterations | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
-    for name, out, iters in (("teacher DINO R50", teacher_dir, args.teacher_iters),
-                             ("student DINO R18 + KD-DETR", student_dir, args.student_iters)):
+    for title, _, out, iters, _ in runs:
         r = final_eval(os.path.join(ROOT, out))
-        print(f"| {name} | {iters} | " + " | ".join(f"{r.get('bbox/' + k, float('nan')):.1f}" for k in keys) + " |")
-    print(f"\nstudent detections: {png}\nserve it: see {student_dir}/export/predictor.yaml and README "
-          f"('Serving the student').\ndemo took {(time.perf_counter() - start) / 60:.1f} min")
+        print(f"| {title} | {iters} | " + " | ".join(f"{r.get('bbox/' + k, float('nan')):.1f}" for k in keys) + " |")
+    print(f"\ndetections of the three on the same validation images (score >= 0.3): {png}\n"
+          f"serve the student: see {args.output}/student/export/predictor.yaml and README ('Serving the student').\n"
+          f"demo took {(time.perf_counter() - start) / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -110,9 +110,6 @@ def main() -> None:
     if args.format == "checkpoint" and args.size:
         raise SystemExit("export_student.py: --size sets the input size of an onnx/torchscript graph; the checkpoint "
                          "format is served by DefaultPredictor, which resizes each image itself (INPUT.MIN_SIZE_TEST).")
-    if args.format == "checkpoint" and "student" not in cfg.model:
-        raise SystemExit(f"{args.config_file} is not a distillation config (no model.student); a single-model "
-                         "checkpoint can be served as it is (or exported with --format onnx|torchscript).")
     try:
         if args.format == "checkpoint":
             path = export_student(cfg, args.checkpoint, args.output_dir, args.device)

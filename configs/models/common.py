@@ -89,7 +89,7 @@ def multi_scale_detr(*, target, depth, num_classes, embed_dim, num_heads, ffn_di
 
 
 # Small models for the 128 x 128 synthetic shapes on a CPU: narrower transformer, fewer queries and
-# layers, a backbone trained from scratch (no ImageNet weights here) with trainable BatchNorm, which
+# layers, a backbone from the synthetic pretraining (kddetr.data.backbones) with trainable BatchNorm, which
 # learned faster than GroupNorm and costs less on a CPU.
 SYNTHETIC = dict(num_classes=6, embed_dim=128, num_heads=8, ffn_dim=512, enc_layers=2, dec_layers=3, num_queries=100,
                  norm="BN", freeze_at=0)

@@ -2,7 +2,8 @@
 
 Teacher: train configs/synthetic/conditional_detr_r50.py first (tools/benchmark_kd.py --family conditional_detr
     does), or point model.teacher_weights at your own.
-Student: from scratch, the schedule of configs/synthetic/conditional_detr_r18.py (equal iterations).
+Student: its pretrained R-18 (synthetic-backbone://R-18), the schedule of
+    configs/synthetic/conditional_detr_r18.py (equal iterations).
 """
 from detectron2.config import LazyCall as L
 
@@ -20,3 +21,4 @@ model = L(KDDETR)(
     loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
 )
 train.output_dir = "./output/synthetic/conditional_detr_r50_r18"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

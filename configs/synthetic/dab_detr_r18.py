@@ -5,3 +5,4 @@ from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset 
 
 model = synthetic_dab_detr(depth=18)
 train.output_dir = "./output/synthetic/dab_detr_r18"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

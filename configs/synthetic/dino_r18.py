@@ -4,3 +4,4 @@ from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset 
 
 model = synthetic_dino(depth=18)
 train.output_dir = "./output/synthetic/dino_r18"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

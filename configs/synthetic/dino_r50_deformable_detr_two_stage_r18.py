@@ -20,3 +20,4 @@ model = L(KDDETR)(
     loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
 )
 train.output_dir = "./output/synthetic/dino_r50_deformable_detr_two_stage_r18"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

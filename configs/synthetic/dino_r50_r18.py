@@ -1,11 +1,11 @@
 """KD-DETR on the embedded synthetic shapes: DINO R50 teacher -> DINO R18 student (CPU sized).
 
 Teacher: by default the one `make demo` trains (output/demo/teacher, DINO R50, 250 iterations,
-    ~6 min on 2 CPU cores). For a stronger one train configs/synthetic/dino_r50.py (1000
+    ~9 min on 2 CPU cores). For a stronger one train configs/synthetic/dino_r50.py (1000
     iterations, ~21 min) and add model.teacher_weights=output/synthetic/dino_r50/model_final.pth
     (tools/benchmark_kd.py does).
-Student: from scratch (no ImageNet weights here), same schedule as configs/synthetic/dino_r18.py,
-    so the two are comparable at equal iterations (tools/benchmark_kd.py).
+Student: its synthetic pretrained R-18 (synthetic-backbone://R-18, the ImageNet analogue), the
+    schedule of configs/synthetic/dino_r18.py, so the two compare at equal iterations (tools/benchmark_kd.py).
 """
 from detectron2.config import LazyCall as L
 
@@ -23,3 +23,4 @@ model = L(KDDETR)(
     loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
 )
 train.output_dir = "./output/synthetic/dino_r50_r18"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

@@ -5,3 +5,4 @@ from ..dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset
 
 model = synthetic_dino(depth=18, enc_layers=1, dec_layers=2)
 train.output_dir = "./output/synthetic/fast_students/dino_r18_enc1_dec2"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

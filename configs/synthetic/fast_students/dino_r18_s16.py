@@ -6,3 +6,4 @@ from ..dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset
 
 model = synthetic_dino(depth=18, num_levels=3, in_features=("res4", "res5"))
 train.output_dir = "./output/synthetic/fast_students/dino_r18_s16"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)

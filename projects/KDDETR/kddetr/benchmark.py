@@ -9,6 +9,7 @@ deformable attention's ``grid_sample`` itself: 4 multiply-adds per sampled value
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import statistics
@@ -85,14 +86,25 @@ class _RSSSampler(threading.Thread):
         return max(self.peak, current_rss_mib())
 
 
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+    Without it a step can reuse pages an earlier step freed but the allocator kept resident, and
+    its RSS growth would read as nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict[str, Tuple[float, float]]:
     """Run each ``steps[name](0)`` once, in order; per step ``(peak, growth)`` in MiB.
 
     CUDA: ``peak`` is ``max_memory_allocated`` during the step (everything allocated at its start
     included: weights, optimizer states) and ``growth`` that peak minus what was allocated at its
     start (the step's own activations and temporaries). CPU: the same for the process's resident
-    set (RSS), sampled every 2 ms by a thread (a peak shorter than that can be missed); ``peak``
-    includes the Python/PyTorch runtime and every model the process holds."""
+    set (RSS), sampled every 2 ms by a thread (a peak shorter than that can be missed), after the
+    heap's free pages are released (:func:`release_free_heap`); ``peak`` includes the
+    Python/PyTorch runtime and every model the process holds."""
     out = {}
     for name, fn in steps.items():
         if torch.device(device).type == "cuda":
@@ -104,6 +116,7 @@ def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict
             peak = torch.cuda.max_memory_allocated()
             out[name] = (peak / 2 ** 20, (peak - start) / 2 ** 20)
         else:
+            release_free_heap()
             start = current_rss_mib()
             sampler = _RSSSampler()
             sampler.start()

@@ -346,6 +346,12 @@ def _missing_local_file(path: str) -> bool:
     return bool(path) and "://" not in path and not os.path.isfile(path)
 
 
+def is_backbone_pretraining(path: str) -> bool:
+    """A backbone-only initialisation (ImageNet ``R-<depth>.pkl``, ``synthetic-backbone://R-<depth>``):
+    what a config trains from, never weights to evaluate."""
+    return bool(_IMAGENET_BACKBONE.search(path)) or path.startswith("synthetic-backbone://")
+
+
 def _missing_init_checkpoint(path: str) -> Optional[str]:
     """What is wrong with ``train.init_checkpoint`` and how to fix it, or None."""
     if not _missing_local_file(path):

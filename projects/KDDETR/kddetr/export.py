@@ -30,7 +30,7 @@ from detectron2.engine import DefaultPredictor
 from detectron2.modeling import META_ARCH_REGISTRY
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import load_strict, student_state_dict
+from .checkpoint import load_strict, read_state_dict, student_state_dict
 
 
 @META_ARCH_REGISTRY.register()
@@ -56,19 +56,25 @@ def eval_resize(cfg: DictConfig) -> Tuple[int, int]:
 
 
 def export_student(cfg: DictConfig, checkpoint: str, output_dir: str, device: str = "cpu") -> str:
-    """Write ``student.pth``, ``student_model.yaml`` and ``predictor.yaml``; returns the last path."""
+    """Write ``student.pth``, ``student_model.yaml`` and ``predictor.yaml``; returns the last path.
+
+    A distillation config exports its student from a distillation checkpoint; a single-model config
+    (a teacher, or a student trained alone) exports that model from its own checkpoint, so every
+    model is served the same way."""
     import torch
 
     os.makedirs(output_dir, exist_ok=True)
     output_dir = os.path.abspath(output_dir)
     weights = os.path.join(output_dir, "student.pth")
-    state = student_state_dict(checkpoint)
-    # the served student must be exactly the trained one: every tensor, every shape
-    load_strict(instantiate(cfg.model.student), checkpoint, state, key="--checkpoint",
-                fix="Export with the pair config the checkpoint was trained with (and the same key=value overrides).")
+    is_pair = "student" in cfg.model
+    model_cfg = cfg.model.student if is_pair else cfg.model
+    state = student_state_dict(checkpoint) if is_pair else read_state_dict(checkpoint, "--checkpoint")
+    # the served model must be exactly the trained one: every tensor, every shape
+    load_strict(instantiate(model_cfg), checkpoint, state, key="--checkpoint",
+                fix="Export with the config the checkpoint was trained with (and the same key=value overrides).")
     torch.save({"model": state}, weights)
     model_yaml = os.path.join(output_dir, "student_model.yaml")
-    LazyConfig.save(OmegaConf.create({"model": cfg.model.student}), model_yaml)
+    LazyConfig.save(OmegaConf.create({"model": model_cfg}), model_yaml)
 
     pred = CN()
     pred.VERSION = 2
@@ -79,7 +85,7 @@ def export_student(cfg: DictConfig, checkpoint: str, output_dir: str, device: st
     pred.MODEL.KDDETR = CN()
     pred.MODEL.KDDETR.MODEL_CONFIG = model_yaml
     pred.INPUT = CN()
-    pred.INPUT.FORMAT = cfg.model.student.get("input_format", "RGB")
+    pred.INPUT.FORMAT = model_cfg.get("input_format", "RGB")
     pred.INPUT.MIN_SIZE_TEST, pred.INPUT.MAX_SIZE_TEST = eval_resize(cfg)
     names = cfg.dataloader.test.dataset.names
     pred.DATASETS = CN()

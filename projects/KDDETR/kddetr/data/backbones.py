@@ -8,7 +8,8 @@ writes their weights as a detector checkpoint (``backbone.*`` keys) that
 
 The configs name them ``synthetic-backbone://R-<depth>``. :class:`SyntheticBackboneHandler`
 (registered with Detectron2's ``PathManager`` when :mod:`kddetr.data` is imported) resolves that
-to ``<synthetic root>/backbones/R-<depth>.pth`` and trains it there on first use (one process
+to ``<synthetic root>/backbones/R-<depth>.pth`` (or ``$KDDETR_SYNTHETIC_BACKBONES/R-<depth>.pth``)
+and trains it there on first use (one process
 at a time, atomically), logging what it does; later runs reuse the file. Deterministic: the
 crops, the data order and the initialisation come from fixed seeds.
 
@@ -46,10 +47,10 @@ PIXEL_MEAN, PIXEL_STD = (123.675, 116.280, 103.530), (58.395, 57.120, 57.375)
 class PretrainSettings:
     """How a backbone is pretrained (part of the cache file's name when not the defaults)."""
 
-    crop: int = 64  # crops are resized to crop x crop pixels
+    crop: int = 32  # crops are resized to crop x crop pixels
     context: float = 1.25  # a crop is the object's box scaled by this (some context around it)
     background_per_image: int = 2  # background crops per training image (IoU < 0.1 with every object)
-    steps: int = 600
+    steps: int = 300
     batch: int = 64
     lr: float = 1e-3
     seed: int = 0
@@ -105,10 +106,11 @@ def _crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
 
 
-def crops(root: str, settings: PretrainSettings) -> Tuple[np.ndarray, np.ndarray]:
-    """Every object crop of the training split and ``background_per_image`` background crops per
-    image: ``images [N, S, S, 3]`` uint8 RGB and ``labels [N]`` (0..K-1 classes, K background)."""
-    with open(os.path.join(root, "annotations", "instances_train.json")) as f:
+def crops(root: str, settings: PretrainSettings, split: str = "train") -> Tuple[np.ndarray, np.ndarray]:
+    """Every object crop of ``split`` (pretraining: ``train`` only) and ``background_per_image``
+    background crops per image: ``images [N, S, S, 3]`` uint8 RGB and ``labels [N]`` (0..K-1
+    classes, K background)."""
+    with open(os.path.join(root, "annotations", f"instances_{split}.json")) as f:
         coco = json.load(f)
     by_image = {}
     for a in coco["annotations"]:
@@ -116,7 +118,7 @@ def crops(root: str, settings: PretrainSettings) -> Tuple[np.ndarray, np.ndarray
     rng = np.random.default_rng(settings.seed)
     images, labels = [], []
     for im in coco["images"][:settings.max_images or None]:
-        rgb = cv2.imread(os.path.join(root, "train", im["file_name"]))[:, :, ::-1]
+        rgb = cv2.imread(os.path.join(root, split, im["file_name"]))[:, :, ::-1]
         anns = by_image.get(im["id"], [])
         boxes = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
         for a, (x, y, w, h) in zip(anns, boxes):
@@ -182,8 +184,16 @@ def pretrain(depth: int, path: str, settings: PretrainSettings = PretrainSetting
     return path
 
 
+#: a folder to keep (or share) the pretrained backbones in, instead of ``<synthetic root>/backbones``
+CACHE_ENV = "KDDETR_SYNTHETIC_BACKBONES"
+
+
 def cached_path(depth: int, root: str = "") -> str:
-    return os.path.join(root or default_root(), "backbones", f"R-{depth}.pth")
+    """Where ``synthetic-backbone://R-<depth>`` lives: ``$KDDETR_SYNTHETIC_BACKBONES/R-<depth>.pth``
+    if that variable is set (the tests point it at short pretrainings), else
+    ``<synthetic root>/backbones/R-<depth>.pth`` next to the dataset it was trained on."""
+    folder = os.environ.get(CACHE_ENV) if not root else ""
+    return os.path.join(folder or os.path.join(root or default_root(), "backbones"), f"R-{depth}.pth")
 
 
 def ensure_pretrained(depth: int, root: str = "") -> str:
