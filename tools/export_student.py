@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 
-from kddetr.checkpoint import CheckpointError, load_strict, read_state_dict, student_state_dict  # noqa: E402
+from kddetr.checkpoint import CheckpointError, load_strict  # noqa: E402
 from kddetr.config import apply_user_dataset, config_argument_parser, load_config  # noqa: E402
 from kddetr.deploy import FORMATS, example_input, export_detector, parity  # noqa: E402
-from kddetr.export import eval_resize, export_student  # noqa: E402
+from kddetr.export import eval_resize, export_student, served_model  # noqa: E402
 
 
 def first_test_image(cfg):
@@ -67,9 +67,8 @@ SCORE_TOL, BOX_TOL_PX = 1e-3, 0.5
 def export_graph(cfg, checkpoint: str, output_dir: str, fmt: str, size) -> str:
     """Load the student (or the single model) strictly from ``checkpoint``, trace it to ``fmt`` and
     check the written graph against PyTorch on the config's first test image."""
-    is_pair = "student" in cfg.model
-    model = instantiate(cfg.model.student if is_pair else cfg.model)
-    state = student_state_dict(checkpoint) if is_pair else read_state_dict(checkpoint, "--checkpoint")
+    model_cfg, state = served_model(cfg, checkpoint)
+    model = instantiate(model_cfg)
     load_strict(model, checkpoint, state, key="--checkpoint",
                 fix="Export with the config the checkpoint was trained with (and the same key=value overrides).")
     model.eval()
@@ -81,7 +80,7 @@ def export_graph(cfg, checkpoint: str, output_dir: str, fmt: str, size) -> str:
         raise ValueError("the config's test dataset is not on disk, so the export size cannot be read from it; "
                          "give --size H W")
     height, width = size or default_size
-    name = "student" if is_pair else "model"
+    name = "student" if "student" in cfg.model else "model"
     path = export_detector(model, os.path.join(output_dir, name + FORMATS[fmt]), height, width, fmt)
     image, source = parity_image(model, file_name, (height, width))
     diff = parity(model, path, image)

@@ -55,6 +55,14 @@ def eval_resize(cfg: DictConfig) -> Tuple[int, int]:
     return 800, 1333
 
 
+def served_model(cfg: DictConfig, checkpoint: str):
+    """The config of the model an export serves (a pair's student, or the single model) and its
+    tensors in ``checkpoint`` (a distillation checkpoint's ``student.*``, or the whole file)."""
+    if "student" in cfg.model:
+        return cfg.model.student, student_state_dict(checkpoint)
+    return cfg.model, read_state_dict(checkpoint, "--checkpoint")
+
+
 def export_student(cfg: DictConfig, checkpoint: str, output_dir: str, device: str = "cpu") -> str:
     """Write ``student.pth``, ``student_model.yaml`` and ``predictor.yaml``; returns the last path.
 
@@ -66,9 +74,7 @@ def export_student(cfg: DictConfig, checkpoint: str, output_dir: str, device: st
     os.makedirs(output_dir, exist_ok=True)
     output_dir = os.path.abspath(output_dir)
     weights = os.path.join(output_dir, "student.pth")
-    is_pair = "student" in cfg.model
-    model_cfg = cfg.model.student if is_pair else cfg.model
-    state = student_state_dict(checkpoint) if is_pair else read_state_dict(checkpoint, "--checkpoint")
+    model_cfg, state = served_model(cfg, checkpoint)
     # the served model must be exactly the trained one: every tensor, every shape
     load_strict(instantiate(model_cfg), checkpoint, state, key="--checkpoint",
                 fix="Export with the config the checkpoint was trained with (and the same key=value overrides).")
