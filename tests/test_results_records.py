@@ -13,6 +13,8 @@ STUDIES = {
     "docs/results/dino_study": ["--detrdistill", "--per-image", "--no-inconsistent", "--iters", "200",
                                 "--seeds", "0", "1", "2"],
     "docs/results/fast_students": ["--fast-students", "--iters", "200", "--seeds", "0"],
+    "docs/results/families/deformable_detr": ["--family", "deformable_detr", "--iters", "200",
+                                              "--seeds", "0", "1", "2"],
 }
 
 
@@ -56,3 +58,27 @@ def test_pretrained_backbone_rows_are_their_records():
         named = [ln for ln in lines if ln.startswith(f"| `{run}` |")]
         assert len(named) == 1, f"docs/RESULTS.md has {len(named)} rows for the record {run}"
         assert f"| {ap:.1f} |" in named[0], f"{run}: final AP {ap:.1f} is not in {named[0]!r}"
+
+
+def test_single_scale_comparison_rows_are_their_records():
+    """The side-by-side of our DAB-DETR and detrex's quotes each record's losses and APs."""
+    import json
+
+    folder = os.path.join(ROOT, "docs", "results", "single_scale")
+    doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    curves = {}
+    for run in ("dab_detr_r50", "detrex_dab_detr_r50"):
+        rows = [json.loads(line) for line in open(os.path.join(folder, run, "metrics.json"))]
+        curves[run] = {}
+        for r in rows:
+            if "loss_class" in r:
+                curves[run].setdefault(r["iteration"] + 1, (r["loss_class"], r["loss_giou"]))
+    for it in (10, 50, 100, 200, 300, 400, 500):
+        cells = " | ".join(f"{c:.3f} / {g:.3f}" for c, g in (curves[run][it] for run in curves))
+        assert f"| {it} | {cells} |" in doc, f"iteration {it}: {cells}"
+    ours = [json.loads(line) for line in open(os.path.join(folder, "dab_detr_r50", "metrics.json"))]
+    ours = {r["iteration"] + 1: r for r in ours if "bbox/AP" in r}
+    detrex = json.load(open(os.path.join(folder, "detrex_dab_detr_r50", "eval.json")))["bbox"]
+    assert (f"| ours | {ours[500]['bbox/AP']:.2f} / {ours[500]['bbox/AP50']:.2f} | "
+            f"{ours[1000]['bbox/AP']:.2f} / {ours[1000]['bbox/AP50']:.2f} |") in doc
+    assert f"| detrex | {detrex['AP']:.2f} / {detrex['AP50']:.2f} | not run |" in doc

@@ -54,3 +54,34 @@ def test_benchmark_kd_gives_a_teacher_it_trains_the_shared_overrides():
 
     opts = ['train.init_checkpoint=""', "model.loss.normalization=per_image", "optimizer.lr=1e-4"]
     assert benchmark_kd.teacher_opts(opts) == ['train.init_checkpoint=""', "optimizer.lr=1e-4"]
+
+
+def test_benchmark_kd_layer_compression_is_dab_detrs(tmp_path):
+    proc = run(["tools/benchmark_kd.py", "--layer-compression", "--output", str(tmp_path)])
+    assert proc.returncode != 0 and "add --family dab_detr" in proc.stderr
+
+
+def test_benchmark_kd_detrdistill_names_the_families_that_have_it(tmp_path):
+    """DETRDistill's synthetic configs exist for its paper's families (and DINO), not for DAB-DETR."""
+    proc = run(["tools/benchmark_kd.py", "--family", "dab_detr", "--detrdistill", "--rebuild", "--seeds", "0",
+                "--output", str(tmp_path)])
+    assert proc.returncode != 0
+    assert "exist for: conditional_detr, deformable_detr, dino" in proc.stderr, proc.stderr[-1000:]
+
+
+def test_detrex_dab_detr_needs_a_detrex_checkout(tmp_path):
+    proc = run(["tools/detrex_dab_detr.py", "--detrex-src", str(tmp_path)])
+    assert proc.returncode != 0 and "clone github.com/IDEA-Research/detrex" in proc.stderr
+
+
+def test_benchmark_kd_family_all_keeps_the_distillers_each_family_has():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import benchmark_kd
+
+    for family in benchmark_kd.FAMILIES:  # every family has its three configs
+        for config, _ in benchmark_kd.family_arms(family, detrdistill=True, skip_missing=True).values():
+            assert os.path.isfile(os.path.join(ROOT, config)), config
+    arms = {f: benchmark_kd.family_arms(f, detrdistill=True, skip_missing=True) for f in benchmark_kd.FAMILIES}
+    assert [f for f in arms if benchmark_kd.DD in arms[f]] == ["dino", "deformable_detr", "conditional_detr"]
+    for config, _ in benchmark_kd.COMPRESSED.values():
+        assert os.path.isfile(os.path.join(ROOT, config)), config

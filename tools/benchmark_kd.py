@@ -1,26 +1,30 @@
 #!/usr/bin/env python
 """Synthetic evidence for KD-DETR: student AP with and without distillation.
 
-``--family`` picks the detector family (dino, dab_detr, deformable_detr, dab_deformable_detr,
-conditional_detr, or ``all``, one after the other); configs are configs/synthetic/<family>_*.py.
+``--family`` picks the detector family (dino, dab_detr, deformable_detr (plain), deformable_detr_two_stage
+(with box refinement), dab_deformable_detr, conditional_detr, or ``all``, one after the other); configs are
+configs/synthetic/<family>_*.py.
 
 1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
    file exists, else trains it with configs/synthetic/<family>_r50.py (1000 iterations, or
-   ``--teacher-iters``; DINO: ~21 min on 2 CPU cores).
+   ``--teacher-iters``; DINO: ~21 min on 2 CPU cores) at seed 0.
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
    (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
    baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with ``--per-image`` KD-DETR
    with its class term divided by the batch's images (``model.loss.normalization=per_image``),
    with ``--detrdistill`` DETRDistill (detrdistill_<family>_r50_r18.py) and with ``--combined``
-   both distillers (kd_detr_detrdistill_<family>_r50_r18.py). Each run goes through train_net.py and is
-   evaluated on synthetic_val by COCOEvaluator every ``--eval-period`` iterations.
+   both distillers (kd_detr_detrdistill_<family>_r50_r18.py), with ``--layer-compression`` (DAB-DETR)
+   the R18 students with 6/2 and 2/2 encoder/decoder layers alone and with KD-DETR (KD-DETR Table 3).
+   Each run goes through train_net.py and is evaluated on synthetic_val by COCOEvaluator every
+   ``--eval-period`` iterations.
 
 Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png``,
 ``<out>/runs.json``. Finished runs are reused (delete their folder to re-run). The training
 cost of the same configs (FLOPs, step times) is tools/distill_cost.py's.
 
     .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
-    .venv/bin/python tools/benchmark_kd.py --family all --teacher-iters 500 --iters 200 --seeds 0
+    .venv/bin/python tools/benchmark_kd.py --family all --detrdistill --layer-compression --no-inconsistent \
+        --iters 200 --eval-period 100 --seeds 0 1 2 --output output/families   # docs/RESULTS.md family table
     .venv/bin/python tools/benchmark_kd.py --detrdistill --per-image --no-inconsistent --iters 200 \
         --eval-period 100 --seeds 0 1 2 --teacher-iters 500
 """
@@ -36,7 +40,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-FAMILIES = ["dino", "dab_detr", "deformable_detr", "dab_deformable_detr", "conditional_detr"]
+FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", "dab_deformable_detr",
+            "conditional_detr"]
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
 PER_IMAGE = "KD-DETR, class term per image"
@@ -44,7 +49,9 @@ TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrd
 
 
 def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False, combined: bool = False,
-                per_image: bool = False) -> dict:
+                per_image: bool = False, skip_missing: bool = False) -> dict:
+    """arm -> (config, overrides) of ``family``; ``skip_missing`` (``--family all``) leaves out the
+    distiller arms a family has no config for instead of refusing."""
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
     if per_image:  # KD-DETR with the class term divided by the images of the batch (KDDETRLoss.normalization)
         arms[PER_IMAGE] = (f"configs/synthetic/{family}_r50_r18.py", ["model.loss.normalization=per_image"])
@@ -55,20 +62,34 @@ def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = Fals
         for arm, prefix in distillers:
             config = f"configs/synthetic/{prefix}_{family}_r50_r18.py"
             if not os.path.isfile(os.path.join(ROOT, config)):
-                raise SystemExit(f"--detrdistill/--combined: no {config} for the family '{family}' (DETRDistill's "
-                                 "synthetic configs exist for dino)")
+                if skip_missing:
+                    continue
+                have = sorted(f[len(prefix) + 1:-len("_r50_r18.py")] for f in os.listdir(os.path.join(
+                    ROOT, "configs/synthetic")) if f.startswith(prefix + "_") and f.endswith("_r50_r18.py"))
+                raise SystemExit(f"--detrdistill/--combined: no {config} for the family '{family}' (synthetic "
+                                 f"{prefix} configs exist for: {', '.join(have)})")
             arms[arm] = (config, [])
     return arms
 
 
 # Faster DINO students (configs/synthetic/fast_students/), alone and with KD-DETR, with --fast-students:
-# arm -> (config, overrides); FAST_BASELINE names each distilled arm's student-alone arm.
+# arm -> (config, overrides); ALONE_BASELINE names each distilled arm's student-alone arm.
 FAST = {}
-FAST_BASELINE = {}
+ALONE_BASELINE = {}
 for _name, _desc in (("enc1_dec2", "R18, 1/2 enc/dec layers"), ("s16", "R18, levels from stride 16")):
     FAST[f"{_desc}, alone"] = (f"configs/synthetic/fast_students/dino_r18_{_name}.py", [])
     FAST[f"{_desc}, KD-DETR"] = (f"configs/synthetic/fast_students/dino_r50_r18_{_name}.py", [])
-    FAST_BASELINE[f"{_desc}, KD-DETR"] = f"{_desc}, alone"
+    ALONE_BASELINE[f"{_desc}, KD-DETR"] = f"{_desc}, alone"
+
+# KD-DETR Table 3 on the synthetic data, with --layer-compression (DAB-DETR): R18 students with fewer
+# encoder/decoder layers (configs/synthetic/layer_compression/), alone and with KD-DETR from the 6/6 R50 teacher.
+COMPRESSED = {}
+for _enc, _dec in ((6, 2), (2, 2)):
+    _desc = f"R18, {_enc}/{_dec} enc/dec layers"
+    COMPRESSED[f"{_desc}, alone"] = (f"configs/synthetic/layer_compression/dab_detr_r18_enc{_enc}_dec{_dec}.py", [])
+    COMPRESSED[f"{_desc}, KD-DETR"] = (f"configs/synthetic/layer_compression/dab_detr_r50_r18_enc{_enc}_dec{_dec}.py",
+                                       [])
+    ALONE_BASELINE[f"{_desc}, KD-DETR"] = f"{_desc}, alone"
 
 # KD-DETR's other ablations (Tables 1 and 5), added with --ablations
 ABLATIONS = {
@@ -120,11 +141,14 @@ def run_arms(args) -> dict:
     if args.fast_students:
         arms = dict(FAST)
     else:
-        arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image),
-                **(ABLATIONS if args.ablations else {})}
+        arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image,
+                              skip_missing=args.all_families),
+                **(ABLATIONS if args.ablations else {}),
+                **(COMPRESSED if args.layer_compression and args.family == "dab_detr" else {})}
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
-            tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if arm in ABLATIONS or arm in FAST else \
+            named = arm in ABLATIONS or arm in FAST or arm in COMPRESSED  # tagged by their config's name
+            tag = f"{os.path.basename(config)[:-3]}_seed{seed}" if named else \
                 f"{TAGS.get(arm, arm.split()[0].lower())}_seed{seed}"
             out = os.path.join(args.output, tag)
             if args.rebuild:  # the committed records: metrics.json only, never train
@@ -173,7 +197,7 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
     for arm, by_seed in runs.items():
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
-    comparisons = [(arm, FAST_BASELINE[arm]) for arm in runs if arm in FAST_BASELINE]
+    comparisons = [(arm, ALONE_BASELINE[arm]) for arm in runs if arm in ALONE_BASELINE]
     comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, "inconsistent baseline", DD, BOTH)
                     if arm in runs and STUDENT in runs]
     summary = []
@@ -217,12 +241,13 @@ def main() -> None:
     parser.add_argument("--eval-period", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default="", help="default: output/benchmark_kd (DINO) or "
-                        "output/benchmark_kd/<family>")
+                        "output/benchmark_kd/<family>; with --family all, <output>/<family> for each")
     parser.add_argument("--ablations", action="store_true",
                         help="also train the other ablation configs (similar foreground/general, general/specific "
                         "only, no foreground weight)")
     parser.add_argument("--no-inconsistent", action="store_true", help="skip DINO's inconsistent-baseline arm")
-    parser.add_argument("--detrdistill", action="store_true", help="also train DETRDistill students (DINO)")
+    parser.add_argument("--detrdistill", action="store_true",
+                        help="also train DETRDistill students (dino, deformable_detr, conditional_detr)")
     parser.add_argument("--combined", action="store_true", help="also train KD-DETR + DETRDistill students (DINO)")
     parser.add_argument("--per-image", action="store_true",
                         help="also train KD-DETR with model.loss.normalization=per_image (the class term divided by "
@@ -231,6 +256,9 @@ def main() -> None:
                         help="instead of the family's arms, train the faster DINO students of "
                         "configs/synthetic/fast_students/ alone and with KD-DETR (default output: "
                         "output/benchmark_kd/fast_students)")
+    parser.add_argument("--layer-compression", action="store_true",
+                        help="also train the DAB-DETR R18 students with 6/2 and 2/2 encoder/decoder layers alone and "
+                        "with KD-DETR (KD-DETR Table 3; configs/synthetic/layer_compression/; --family dab_detr)")
     parser.add_argument("--rebuild", action="store_true",
                         help="rebuild results.md, runs.json and the plot from the runs' metrics.json in --output "
                         "(the teacher's in <output>/teacher/), training nothing: e.g. from the records committed "
@@ -241,17 +269,23 @@ def main() -> None:
     os.chdir(ROOT)
     if args.fast_students:
         others = [flag for flag, on in (("--family", args.family != "dino"), ("--per-image", args.per_image),
+                                        ("--layer-compression", args.layer_compression),
                                         ("--detrdistill", args.detrdistill), ("--combined", args.combined),
                                         ("--ablations", args.ablations), ("--no-inconsistent", args.no_inconsistent))
                   if on]
         if others:
             raise SystemExit(f"--fast-students trains only the faster DINO students; drop {', '.join(others)}")
+    if args.layer_compression and args.family not in ("dab_detr", "all"):
+        raise SystemExit("--layer-compression trains DAB-DETR students (KD-DETR Table 3): add --family dab_detr")
     families = FAMILIES if args.family == "all" else [args.family]
-    if len(families) > 1 and (args.teacher or args.output):
-        raise SystemExit("--family all picks each family's teacher and output folder; drop --teacher/--output")
-    reports = [run_family(argparse.Namespace(**{**vars(args), "family": f})) for f in families]
+    if len(families) > 1 and args.teacher:
+        raise SystemExit("--family all picks each family's teacher (output/synthetic/<family>_r50); drop --teacher")
+    base = args.output or "output/benchmark_kd"  # with --family all: one folder per family under it
+    reports = [run_family(argparse.Namespace(**{**vars(args), "family": f, "all_families": len(families) > 1,
+                                                "output": os.path.join(base, f) if len(families) > 1 else args.output}))
+               for f in families]
     if len(families) > 1:
-        path = os.path.join("output/benchmark_kd", "families.md")
+        path = os.path.join(base, "families.md")
         with open(path, "w") as f:
             f.write("\n\n".join(reports) + "\n")
         log(f"wrote {path}")
@@ -271,7 +305,7 @@ def run_family(args) -> str:
         log(f"no teacher at {args.teacher}: training one with {config}")
         out = os.path.dirname(args.teacher)
         overrides = [f"train.max_iter={args.teacher_iters}"] if args.teacher_iters else []
-        overrides += teacher_opts(args.opts)
+        overrides += ["train.seed=0", *teacher_opts(args.opts)]  # a teacher that can be trained again
         train(config, out, overrides, os.path.join(args.output, "teacher_stdout.txt"))
     teacher_rows = evaluations(os.path.dirname(args.teacher), 10**9) if os.path.isfile(
         os.path.join(os.path.dirname(args.teacher), "metrics.json")) else []

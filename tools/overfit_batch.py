@@ -9,7 +9,7 @@ The model starts as train_net.py starts it (``train.init_checkpoint``, e.g. the 
 pretrained backbone), with the config's optimizer, and gradients clipped as
 ``train.clip_grad`` says. A single-model config only (a detector, not a distillation pair).
 Prints the total loss and the last decoder layer's class / L1 / GIoU terms every ``--every``
-steps (docs/RESULTS.md, "Why DAB-DETR and Conditional DETR do not learn here").
+steps (docs/RESULTS.md, "Why DAB-DETR and Conditional DETR learn slowly here").
 """
 import argparse
 import os

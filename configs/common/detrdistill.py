@@ -27,3 +27,12 @@ def detrdistill(*, instance=True, feature=True, query_contrast=True, assignment=
         query_contrast=L(QueryContrast)(weight=0.2, temperature=0.07) if query_contrast else None,
         assignment=L(AssignmentDistillation)() if assignment else None,
     )
+
+
+def detrdistill_only(model, **components):
+    """A KD-DETR pair's ``model`` turned into DETRDistill alone (no KD-DETR points or loss), with the
+    pair's teacher, student and schedule, so the two distillers compare at equal iterations."""
+    model.points = []
+    model.loss = None
+    model.detrdistill = detrdistill(**components)
+    return model

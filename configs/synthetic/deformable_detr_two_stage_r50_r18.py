@@ -1,0 +1,25 @@
+"""KD-DETR on the embedded synthetic shapes: two-stage Deformable DETR R50 teacher -> two-stage
+Deformable DETR R18 student (both with box refinement; KD-DETR Table 2's "Deformable DETR" row).
+
+Teacher: train configs/synthetic/deformable_detr_two_stage_r50.py first (tools/benchmark_kd.py --family
+    deformable_detr_two_stage does), or point model.teacher_weights at your own.
+Student: its pretrained R-18 (synthetic-backbone://R-18), the schedule of
+    configs/synthetic/deformable_detr_two_stage_r18.py (equal iterations).
+"""
+from detectron2.config import LazyCall as L
+
+from kddetr.distill import KDDETR
+
+from ..common.kd_detr import kd_loss, kd_points
+from ..models.deformable_detr import synthetic_deformable_detr
+from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+
+model = L(KDDETR)(
+    teacher=synthetic_deformable_detr(depth=50, with_box_refine=True, two_stage=True),
+    teacher_weights="output/synthetic/deformable_detr_two_stage_r50/model_final.pth",
+    student=synthetic_deformable_detr(depth=18, with_box_refine=True, two_stage=True),
+    points=kd_points(general=100, specific=True),  # as many general points as detection queries
+    loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
+)
+train.output_dir = "./output/synthetic/deformable_detr_two_stage_r50_r18"
+train.init_checkpoint = "synthetic-backbone://R-18"  # the student's pretrained backbone (kddetr.data.backbones)
