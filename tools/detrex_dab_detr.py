@@ -135,10 +135,10 @@ def build_model(cfg, D, device):
 
 
 def load_backbone(model, path):
-    """As train_net.py's load_weights: DetectionCheckpointer(model).load(init_checkpoint); the file holds
-    ``{"model": {"backbone.<name>": tensor}}``, the same prefix as detrex's ``DABDETR.backbone``."""
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.utils.file_io import PathManager
+    """``train.init_checkpoint`` into detrex's model through train_net.py's own ``load_weights``
+    (the file holds ``{"model": {"backbone.<name>": tensor}}``, the prefix of detrex's
+    ``DABDETR.backbone``); Detectron2's checkpointer logs the keys it did not load."""
+    from detectron2.utils.logger import setup_logger
 
     from kddetr.data.backbones import SCHEME, cached_path
 
@@ -146,20 +146,11 @@ def load_backbone(model, path):
         cached = cached_path(int(path[len(SCHEME):].split("-")[1]))
         if not os.path.isfile(cached):
             raise FileNotFoundError(f"{path} -> {cached} does not exist (check $DETECTRON2_DATASETS)")
-    local = PathManager.get_local_path(path)
-    import torch
+    setup_logger(name="fvcore")  # the checkpointer's missing / unexpected keys
+    sys.path.insert(0, ROOT)
+    import train_net
 
-    state = torch.load(local, map_location="cpu", weights_only=False)["model"]
-    expected = model.state_dict()
-    bb = [k for k in expected if k.startswith("backbone.")]
-    missing = [k for k in bb if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in state if k in expected and state[k].shape != expected[k].shape]
-    DetectionCheckpointer(model).load(path)
-    print(f"[backbone] {path} -> {local}: {len(state)} tensors; model backbone tensors {len(bb)}; "
-          f"missing backbone keys {len(missing)} {missing[:5]}; unexpected {len(unexpected)} {unexpected[:5]}; "
-          f"shape mismatches {len(wrong)} {wrong[:5]}; non-backbone model tensors (random init) "
-          f"{len(expected) - len(bb)}", flush=True)
+    train_net.load_weights(model, path)
 
 
 def main():
