@@ -349,7 +349,9 @@ def _missing_local_file(path: str) -> bool:
 def is_backbone_pretraining(path: str) -> bool:
     """A backbone-only initialisation (ImageNet ``R-<depth>.pkl``, ``synthetic-backbone://R-<depth>``):
     what a config trains from, never weights to evaluate."""
-    return bool(_IMAGENET_BACKBONE.search(path)) or path.startswith("synthetic-backbone://")
+    from .data.backbones import SCHEME  # here: the data package is not needed to load a config
+
+    return bool(_IMAGENET_BACKBONE.search(path)) or path.startswith(SCHEME)
 
 
 def _missing_init_checkpoint(path: str) -> Optional[str]:
