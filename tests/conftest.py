@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny DINO built from the project's own config function, synthetic batches."""
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -19,25 +21,51 @@ warnings.filterwarnings("ignore", category=UserWarning)
 SHORT_PRETRAINING = dict(steps=40, batch=32, max_images=300)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def synthetic_backbones(tmp_path_factory):
-    """``synthetic-backbone://R-18`` and ``R-50`` (every synthetic config's ``train.init_checkpoint``)
-    resolve to short pretrainings for the whole session, train_net.py subprocesses included (they
-    inherit $KDDETR_SYNTHETIC_BACKBONES): CI does not build the full ones."""
+def pytest_configure(config):
+    """Before any test (and, under pytest-xdist, once in the controller before its workers start):
+    ``synthetic-backbone://R-18`` and ``R-50`` (every synthetic config's ``train.init_checkpoint``)
+    resolve to short pretrainings for the whole session, train_net.py subprocesses and xdist workers
+    included (they inherit $KDDETR_SYNTHETIC_BACKBONES): CI does not build the full ones. With
+    ``-n 2`` (``make test``) every worker and its subprocesses run torch on one thread, so the two
+    workers share the two cores instead of oversubscribing them."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller prepared the environment
+        return
     from kddetr.data.backbones import CACHE_ENV, PretrainSettings, pretrain
     from kddetr.data.synthetic import ensure_generated
 
-    folder = tmp_path_factory.mktemp("synthetic_backbones")
+    folder = tempfile.mkdtemp(prefix="kddetr_test_backbones_")
     root = ensure_generated()
-    paths = {d: pretrain(d, str(folder / f"R-{d}.pth"), PretrainSettings(**SHORT_PRETRAINING), root=root)
-             for d in (18, 50)}
-    previous = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(folder)
-    yield paths
+    for depth in (18, 50):
+        pretrain(depth, os.path.join(folder, f"R-{depth}.pth"), PretrainSettings(**SHORT_PRETRAINING), root=root)
+    config.stash[_BACKBONES] = (folder, os.environ.get(CACHE_ENV))
+    os.environ[CACHE_ENV] = folder
+    workers = getattr(config.option, "numprocesses", None)  # pytest-xdist's -n, resolved to a number
+    if isinstance(workers, int) and workers > 1:
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_unconfigure(config):
+    if _BACKBONES not in config.stash:
+        return
+    from kddetr.data.backbones import CACHE_ENV
+
+    folder, previous = config.stash[_BACKBONES]
+    shutil.rmtree(folder, ignore_errors=True)
     if previous is None:
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = previous
+
+
+_BACKBONES = pytest.StashKey()
+
+
+@pytest.fixture(scope="session")
+def synthetic_backbones():
+    """{depth: path} of the session's short pretrainings (made in pytest_configure)."""
+    from kddetr.data.backbones import CACHE_ENV
+
+    return {d: os.path.join(os.environ[CACHE_ENV], f"R-{d}.pth") for d in (18, 50)}
 
 
 def load_config_module(relpath: str):
