@@ -15,6 +15,10 @@ STUDIES = {
     "docs/results/fast_students": ["--fast-students", "--iters", "200", "--seeds", "0"],
     "docs/results/families/deformable_detr": ["--family", "deformable_detr", "--iters", "200",
                                               "--seeds", "0", "1", "2"],
+    "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
+                                                 "--seeds", "0", "1", "2"],
+    "docs/results/demo/teacher300_students150": ["--per-image", "--no-inconsistent", "--iters", "150",
+                                                 "--seeds", "0", "1", "2"],
 }
 
 
