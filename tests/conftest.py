@@ -19,6 +19,8 @@ warnings.filterwarnings("ignore", category=UserWarning)
 #: the tests' stand-in for the synthetic pretrained backbones (minutes at the configs' settings):
 #: a short pretraining on a few hundred training images, enough to beat random weights
 SHORT_PRETRAINING = dict(steps=40, batch=32, max_images=300)
+#: (folder of the session's pretrainings, the $KDDETR_SYNTHETIC_BACKBONES it replaced)
+_BACKBONES = pytest.StashKey()
 
 
 def pytest_configure(config):
@@ -55,9 +57,6 @@ def pytest_unconfigure(config):
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = previous
-
-
-_BACKBONES = pytest.StashKey()
 
 
 @pytest.fixture(scope="session")

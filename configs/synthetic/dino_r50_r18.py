@@ -1,7 +1,7 @@
 """KD-DETR on the embedded synthetic shapes: DINO R50 teacher -> DINO R18 student (CPU sized).
 
-Teacher: by default the one `make demo` trains (output/demo/teacher, DINO R50, 300 iterations at
-    batch 4, ~7 min on 2 CPU cores). For a stronger one train configs/synthetic/dino_r50.py (1000
+Teacher: by default the one `make demo` trains (output/demo/teacher, DINO R50, 400 iterations at
+    batch 4, ~12 min on 2 CPU cores). For a stronger one train configs/synthetic/dino_r50.py (1000
     iterations, ~21 min) and add model.teacher_weights=output/synthetic/dino_r50/model_final.pth
     (tools/benchmark_kd.py does).
 Student: its synthetic pretrained R-18 (synthetic-backbone://R-18, the ImageNet analogue), the
