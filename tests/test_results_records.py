@@ -19,6 +19,8 @@ STUDIES = {
                                                  "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher300_students150": ["--per-image", "--no-inconsistent", "--iters", "150",
                                                  "--seeds", "0", "1", "2"],
+    "docs/results/demo/teacher2x500_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
+                                                   "--seeds", "0", "1", "2"],
 }
 
 
@@ -45,6 +47,25 @@ def test_rebuild_refuses_a_missing_record(tmp_path):
                            "--seeds", "0", "--no-inconsistent"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "--rebuild: no record" in proc.stderr
 
+
+
+def test_demo_teachers_are_quoted_with_their_records():
+    """Every demo teacher recorded in docs/results/demo (those with students too) is quoted in
+    docs/RESULTS.md with its final AP and its iterations."""
+    import json
+    import re
+
+    folder = os.path.join(ROOT, "docs", "results", "demo")
+    doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    section = doc[doc.index("## `make demo`"):]
+    settings = [d for d in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, d))]
+    assert "teacher400_freeze_at2" in settings, settings
+    for setting in settings:
+        rows = [json.loads(line) for line in open(os.path.join(folder, setting, "teacher", "metrics.json"))]
+        final = [r for r in rows if "bbox/AP" in r][-1]
+        iters = int(re.match(r"teacher(?:\dx)?(\d+)", setting).group(1))
+        assert final["iteration"] == iters, (setting, final["iteration"])
+        assert f"{final['bbox/AP']:.1f} AP" in section or f"| {final['bbox/AP']:.1f} |" in section, setting
 
 
 def test_pretrained_backbone_rows_are_their_records():

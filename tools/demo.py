@@ -6,13 +6,16 @@
 3. distil the teacher into the same R18 with KD-DETR (configs/synthetic/dino_r50_r18.py), at equal
    iterations, schedule and data order (``--seed``); every model starts from its synthetic pretrained backbone
    (kddetr.data.backbones, trained on first use) and is evaluated on synthetic_val by
-   COCOEvaluator at the end of its training. All three train at batch 4: the configs' 8 costs 1.8x the
-   step time on 2 cores for no more AP per second (a 200-iteration batch-8 teacher: 532 s, 16.3 AP; a
-   300-iteration batch-4 one: 416 s, 16.5 AP). What distillation buys depends on how far the teacher is
+   COCOEvaluator at the end of its training. What distillation buys depends on how far the teacher is
    above the student (docs/RESULTS.md, "`make demo`"), so the teacher gets most of the time (400
-   iterations) and the students 100 each; KD-DETR's class term is divided by the batch's images
-   (``model.loss.normalization=per_image``): over three seeds of this setting it gained +2.5 AP on
-   average against the authors' sum over every point of the batch +1.1 (docs/RESULTS.md);
+   iterations) and the students 100 each, where the R18 alone is still far below it. All three train at
+   batch 4: the configs' 8 costs 1.8x the step time on 2 cores for no more AP per second. The two
+   cheaper teachers tried (``--teacher-batch 2 --teacher-iters 500``: 422 s; ``--teacher-freeze-at 2``:
+   464 s; against 693 s) reached 15.3 AP instead of 20.3, and with the first the gain fell to the seed
+   spread.
+   KD-DETR's class term is divided by the batch's images (``model.loss.normalization=per_image``):
+   over three seeds of this setting it gained +2.5 AP on average against the authors' sum over every
+   point of the batch +1.1 (docs/RESULTS.md);
 4. export the three (tools/export_student.py) and draw their detections on the same validation
    images through detectron2's DefaultPredictor, one row per model (tools/visualize.py);
 5. print the AP table.
@@ -48,32 +51,37 @@ def main() -> None:
                         help="configs/synthetic/dino_r50_r18.py takes its teacher from output/demo/teacher")
     parser.add_argument("--teacher-iters", type=int, default=400)
     parser.add_argument("--student-iters", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=4, help="dataloader.train.total_batch_size of the three runs")
+    parser.add_argument("--teacher-batch", type=int, default=4, help="dataloader.train.total_batch_size of the teacher")
+    parser.add_argument("--batch", type=int, default=4, help="dataloader.train.total_batch_size of the two students")
+    parser.add_argument("--teacher-freeze-at", type=int, default=0,
+                        help="model.backbone.freeze_at of the teacher (2: neither the stem nor res2 trains)")
     parser.add_argument("--seed", type=int, default=0,
                         help="train.seed of the three runs: the two students see the same data order")
     parser.add_argument("opts", nargs="*", help="extra key=value overrides for the three trainings")
     args = parser.parse_args()
     start = time.perf_counter()
     teacher_ckpt = f"{args.output}/teacher/model_final.pth"
-    runs = [  # (title, config, output folder, iterations, extra overrides)
-        ("teacher DINO R50", "configs/synthetic/dino_r50.py", f"{args.output}/teacher", args.teacher_iters, []),
+    runs = [  # (title, config, output folder, iterations, batch, extra overrides)
+        ("teacher DINO R50", "configs/synthetic/dino_r50.py", f"{args.output}/teacher", args.teacher_iters,
+         args.teacher_batch, [f"model.backbone.freeze_at={args.teacher_freeze_at}"]),
         ("student DINO R18 alone", "configs/synthetic/dino_r18.py", f"{args.output}/student_alone",
-         args.student_iters, []),
+         args.student_iters, args.batch, []),
         ("student DINO R18 + KD-DETR", "configs/synthetic/dino_r50_r18.py", f"{args.output}/student",
-         args.student_iters, [f"model.teacher_weights={teacher_ckpt}", "model.loss.normalization=per_image"]),
+         args.student_iters, args.batch, [f"model.teacher_weights={teacher_ckpt}", "model.loss.normalization=per_image",
+                                          f"model.teacher.backbone.freeze_at={args.teacher_freeze_at}"]),
     ]
-    for i, (title, config, out, iters, extra) in enumerate(runs):
+    for i, (title, config, out, iters, batch, extra) in enumerate(runs):
         if os.path.isfile(os.path.join(ROOT, out, "model_final.pth")):
             print(f"{i + 1}/{len(runs) + 1} {title}: reusing {out}/model_final.pth")
             continue
         step(f"{i + 1}/{len(runs) + 1} {title}, {iters} iterations",
              ["train_net.py", "--config-file", config, *extra, f"train.max_iter={iters}", f"train.eval_period={iters}",
-              f"train.output_dir={out}", f"train.seed={args.seed}", f"dataloader.train.total_batch_size={args.batch}",
+              f"train.output_dir={out}", f"train.seed={args.seed}", f"dataloader.train.total_batch_size={batch}",
               *args.opts])
 
     png = f"{args.output}/detections.png"
     predictors = []
-    for title, config, out, _, extra in runs:
+    for title, config, out, _, _, extra in runs:
         predictors.append(f"{out}/export/predictor.yaml")
         subprocess.run([sys.executable, "tools/export_student.py", "--config-file", config, "--checkpoint",
                         f"{out}/model_final.pth", "--output-dir", f"{out}/export", *extra, *args.opts],
@@ -84,13 +92,14 @@ def main() -> None:
           "--score-threshold", "0.3", "--scale", "2"])
 
     keys = ["AP", "AP50", "AP75", "APs", "APm"]
-    print(f"\nCOCO bbox AP on synthetic_val (200 images), trained at batch {args.batch}:\n")
-    print("| model | iterations | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
+    print("\nCOCO bbox AP on synthetic_val (200 images):\n")
+    print("| model | iterations | batch | " + " | ".join(keys) + " |\n|---|---|---|" + "---|" * len(keys))
     ap = []
-    for title, _, out, iters, _ in runs:
+    for title, _, out, iters, batch, _ in runs:
         r = final_eval(os.path.join(ROOT, out))
         ap.append(r.get("bbox/AP", float("nan")))
-        print(f"| {title} | {iters} | " + " | ".join(f"{r.get('bbox/' + k, float('nan')):.1f}" for k in keys) + " |")
+        cells = " | ".join(f"{r.get('bbox/' + k, float('nan')):.1f}" for k in keys)
+        print(f"| {title} | {iters} | {batch} | {cells} |")
     print(f"\nwhat distillation buys the R18 at {args.student_iters} iterations: {ap[2] - ap[1]:+.1f} AP "
           f"(one seed; docs/RESULTS.md gives the spread over seeds)")
     print(f"\ndetections of the three on the same validation images (score >= 0.3): {png}\n"
