@@ -13,7 +13,7 @@ STUDIES = {
     "docs/results/dino_study": ["--detrdistill", "--per-image", "--no-inconsistent", "--iters", "200",
                                 "--seeds", "0", "1", "2"],
     "docs/results/fast_students": ["--fast-students", "--iters", "200", "--seeds", "0"],
-    "docs/results/families/deformable_detr": ["--family", "deformable_detr", "--iters", "200",
+    "docs/results/families/deformable_detr": ["--family", "deformable_detr", "--detrdistill", "--iters", "200",
                                               "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
