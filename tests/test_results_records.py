@@ -15,6 +15,7 @@ STUDIES = {
     "docs/results/fast_students": ["--fast-students", "--iters", "200", "--seeds", "0"],
     "docs/results/families/deformable_detr": ["--family", "deformable_detr", "--detrdistill", "--iters", "200",
                                               "--seeds", "0", "1", "2"],
+    "docs/results/families/dino": ["--family", "dino", "--no-inconsistent", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher300_students150": ["--per-image", "--no-inconsistent", "--iters", "150",

@@ -7,7 +7,7 @@ configs/synthetic/<family>_*.py.
 
 1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
    file exists, else trains it with configs/synthetic/<family>_r50.py (1000 iterations, or
-   ``--teacher-iters``; DINO: ~21 min on 2 CPU cores) at seed 0.
+   ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores) at seed 0.
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
    (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
    baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with ``--per-image`` KD-DETR

@@ -2,7 +2,7 @@
 
 Teacher: by default the one `make demo` trains (output/demo/teacher, DINO R50, 400 iterations at
     batch 4, ~12 min on 2 CPU cores). For a stronger one train configs/synthetic/dino_r50.py (1000
-    iterations, ~21 min) and add model.teacher_weights=output/synthetic/dino_r50/model_final.pth
+    iterations, 54.3 AP, 21-38 min) and add model.teacher_weights=output/synthetic/dino_r50/model_final.pth
     (tools/benchmark_kd.py does).
 Student: its synthetic pretrained R-18 (synthetic-backbone://R-18, the ImageNet analogue), the
     schedule of configs/synthetic/dino_r18.py, so the two compare at equal iterations (tools/benchmark_kd.py).
