@@ -50,10 +50,18 @@ def test_rebuild_refuses_a_missing_record(tmp_path):
 
 
 
-def test_demo_teachers_are_quoted_with_their_records():
-    """Every demo teacher recorded in docs/results/demo (those with students too) is quoted in
-    docs/RESULTS.md with its final AP and its iterations."""
+def _final_evaluation(metrics_json: str) -> dict:
+    """The last row of a Detectron2 metrics.json that holds an evaluation (``bbox/AP``)."""
     import json
+
+    rows = [json.loads(line) for line in open(metrics_json)]
+    return [r for r in rows if "bbox/AP" in r][-1]
+
+
+def test_demo_teachers_are_quoted_with_their_records():
+    """Every demo teacher recorded in docs/results/demo (with or without students) is quoted in
+    the "`make demo`" section of docs/RESULTS.md with its final AP, and its record's last
+    evaluation is at the iterations its folder name gives."""
     import re
 
     folder = os.path.join(ROOT, "docs", "results", "demo")
@@ -62,8 +70,7 @@ def test_demo_teachers_are_quoted_with_their_records():
     settings = [d for d in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, d))]
     assert "teacher400_freeze_at2" in settings, settings
     for setting in settings:
-        rows = [json.loads(line) for line in open(os.path.join(folder, setting, "teacher", "metrics.json"))]
-        final = [r for r in rows if "bbox/AP" in r][-1]
+        final = _final_evaluation(os.path.join(folder, setting, "teacher", "metrics.json"))
         iters = int(re.match(r"teacher(?:\dx)?(\d+)", setting).group(1))
         assert final["iteration"] == iters, (setting, final["iteration"])
         assert f"{final['bbox/AP']:.1f} AP" in section or f"| {final['bbox/AP']:.1f} |" in section, setting
@@ -72,15 +79,13 @@ def test_demo_teachers_are_quoted_with_their_records():
 def test_pretrained_backbone_rows_are_their_records():
     """Every record of docs/results/pretrained_backbones is quoted in docs/RESULTS.md, in the
     row that starts with its name, with its final AP."""
-    import json
 
     folder = os.path.join(ROOT, "docs", "results", "pretrained_backbones")
     runs = sorted(os.listdir(folder))
     assert len(runs) >= 6, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
-        rows = [json.loads(line) for line in open(os.path.join(folder, run, "metrics.json"))]
-        ap = [r["bbox/AP"] for r in rows if "bbox/AP" in r][-1]
+        ap = _final_evaluation(os.path.join(folder, run, "metrics.json"))["bbox/AP"]
         named = [ln for ln in lines if ln.startswith(f"| `{run}` |")]
         assert len(named) == 1, f"docs/RESULTS.md has {len(named)} rows for the record {run}"
         assert f"| {ap:.1f} |" in named[0], f"{run}: final AP {ap:.1f} is not in {named[0]!r}"
