@@ -177,3 +177,30 @@ def test_seeded_map_dataset_refuses_a_mapper_that_returns_none():
     assert data[SampleIndex(0, seed=3, position=7)] == {"a": 1}
     with pytest.raises(ValueError, match="returned None for sample 1"):
         data[1]
+
+
+
+def test_a_checkpoint_of_a_frozen_bn_backbone_loads_into_a_bn_one():
+    """A FrozenBatchNorm2d built as such (norm="FrozenBN": the COCO configs', detrex's) keeps no
+    ``num_batches_tracked``; its checkpoint loads into the same model with norm="BN" (the synthetic
+    configs'), every tensor it has used, while a missing BN statistic is still refused."""
+    from detectron2.modeling.backbone.resnet import BasicStem, ResNet
+
+    from kddetr.checkpoint import load_strict
+
+    def r18(norm):
+        torch.manual_seed(0)
+        return ResNet(BasicStem(3, 64, norm=norm), ResNet.make_default_stages(18, norm=norm), out_features=["res5"])
+
+    frozen = r18("FrozenBN").state_dict()
+    model = r18("BN")
+    counters = [k for k in model.state_dict() if k.endswith("num_batches_tracked")]
+    assert counters and not any(k in frozen for k in counters)
+    frozen = {k: v + 1 if v.is_floating_point() else v for k, v in frozen.items()}
+    assert load_strict(model, "frozen.pth", frozen) == 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, frozen[k]) if k in frozen else k in counters, k
+    del frozen["stem.conv1.norm.running_mean"]
+    with pytest.raises(CheckpointError, match=r"lacks 1 of the model's \d+ tensors "
+                       r"\(first: stem.conv1.norm.running_mean\)"):
+        load_strict(model, "frozen.pth", frozen)

@@ -12,6 +12,10 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 from torch import Tensor, nn
 
+# BatchNorm's step counter; a FrozenBatchNorm2d built as such (norm="FrozenBN": the COCO configs',
+# detrex's backbones) has none, so its checkpoint would not load into the same model with norm="BN".
+BN_COUNTER = "num_batches_tracked"
+
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or that does not match the model it is loaded into
@@ -58,8 +62,11 @@ def student_state_dict(path: str, state: Optional[Dict[str, Tensor]] = None) -> 
 def state_dict_problems(expected: Dict[str, Tensor], state: Dict[str, Tensor]) -> List[str]:
     """How ``state`` fails to load into a model whose state dict is ``expected``, strictly: missing
     parameters/buffers and shape mismatches, as short phrases with counts and the first offending
-    keys ([] = it loads)."""
-    missing = [k for k in expected if k not in state]
+    keys ([] = it loads). A missing BatchNorm step counter (``num_batches_tracked``, which a
+    FrozenBatchNorm2d built as such lacks; detectron2 drops it from pycls checkpoints too) is
+    not a problem: it only steers BN with ``momentum=None``, and ``load_strict`` keeps the
+    model's own."""
+    missing = [k for k in expected if k not in state and not k.endswith(BN_COUNTER)]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
              if k in state and state[k].shape != v.shape]
     problems = []
@@ -75,7 +82,8 @@ def load_strict(model: nn.Module, path: str, state: Optional[Dict[str, Tensor]] 
                 fix: str = "") -> int:
     """Load every tensor of ``model`` from ``path`` (or from ``state``, its already-read state dict);
     refuse with a message naming the file, the counts and the first offending keys when a parameter
-    is missing or has another shape. Extra keys in the file are ignored; returns their number."""
+    is missing or has another shape (a missing BN ``num_batches_tracked`` keeps the model's). Extra
+    keys in the file are ignored; returns their number."""
     state = read_state_dict(path, key) if state is None else state
     expected = model.state_dict()
     problems = state_dict_problems(expected, state)
@@ -84,7 +92,7 @@ def load_strict(model: nn.Module, path: str, state: Optional[Dict[str, Tensor]] 
         raise CheckpointError(f"Checkpoint '{path}'{source} does not match the {type(model).__name__} of the config: "
                               f"it {' and '.join(problems)}. "
                               f"{fix or 'Use the config the checkpoint was trained with.'}")
-    model.load_state_dict({k: state[k] for k in expected}, strict=True)
+    model.load_state_dict({k: state.get(k, v) for k, v in expected.items()}, strict=True)
     return len([k for k in state if k not in expected])
 
 
