@@ -15,6 +15,8 @@ STUDIES = {
     "docs/results/fast_students": ["--fast-students", "--iters", "200", "--seeds", "0"],
     "docs/results/families/deformable_detr": ["--family", "deformable_detr", "--detrdistill", "--iters", "200",
                                               "--seeds", "0", "1", "2"],
+    "docs/results/families/deformable_detr_two_stage": ["--family", "deformable_detr_two_stage", "--iters", "200",
+                                                        "--seeds", "0", "1", "2"],
     "docs/results/families/dino": ["--family", "dino", "--no-inconsistent", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
