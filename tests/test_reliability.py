@@ -179,7 +179,6 @@ def test_seeded_map_dataset_refuses_a_mapper_that_returns_none():
         data[1]
 
 
-
 def test_a_checkpoint_of_a_frozen_bn_backbone_loads_into_a_bn_one():
     """A FrozenBatchNorm2d built as such (norm="FrozenBN": the COCO configs', detrex's) keeps no
     ``num_batches_tracked``; its checkpoint loads into the same model with norm="BN" (the synthetic
