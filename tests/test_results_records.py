@@ -44,6 +44,30 @@ def test_committed_table_is_rebuilt_from_its_records(records, tmp_path):
             assert line in results_doc, f"docs/RESULTS.md lacks the row {line!r} of {records}/results.md"
 
 
+def test_family_summary_is_rebuilt_from_the_family_records(tmp_path):
+    """docs/results/families/summary.md (one row per family) is what ``--summary`` writes from the
+    committed family records, and docs/RESULTS.md quotes its rows."""
+    out = tmp_path / "families"
+    shutil.copytree(os.path.join(ROOT, "docs", "results", "families"), out)
+    (out / "summary.md").unlink()
+    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--summary", "--output", str(out)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rebuilt = (out / "summary.md").read_text()
+    assert rebuilt == open(os.path.join(ROOT, "docs", "results", "families", "summary.md")).read()
+    rows = [line for line in rebuilt.splitlines() if line.startswith("| ") and not line.startswith("| family")]
+    assert len(rows) == len([d for d in os.listdir(out) if (out / d / "runs.json").is_file()]) >= 3
+    results_doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    for line in rows:
+        assert line in results_doc, f"docs/RESULTS.md lacks the summary row {line!r}"
+
+
+def test_summary_refuses_a_folder_without_family_records(tmp_path):
+    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--summary", "--output", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "--summary: no <family>/runs.json under" in proc.stderr
+
+
 def test_rebuild_refuses_a_missing_record(tmp_path):
     (tmp_path / "teacher").mkdir()
     proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--rebuild", "--output", str(tmp_path),

@@ -19,12 +19,14 @@ configs/synthetic/<family>_*.py.
    ``--eval-period`` iterations.
 
 Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png``,
-``<out>/runs.json``. Finished runs are reused (delete their folder to re-run). The training
+``<out>/runs.json`` (with ``--family all`` also ``<out>/summary.md``, one row per family; ``--summary``
+writes it from finished folders). Finished runs are reused (delete their folder to re-run). The training
 cost of the same configs (FLOPs, step times) is tools/distill_cost.py's.
 
     .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
     .venv/bin/python tools/benchmark_kd.py --family all --detrdistill --layer-compression --no-inconsistent \
         --iters 200 --eval-period 100 --seeds 0 1 2 --output output/families   # docs/RESULTS.md family table
+    .venv/bin/python tools/benchmark_kd.py --summary --output docs/results/families   # one row per family
     .venv/bin/python tools/benchmark_kd.py --detrdistill --per-image --no-inconsistent --iters 200 \
         --eval-period 100 --seeds 0 1 2 --teacher-iters 500
 """
@@ -210,6 +212,55 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
     return "\n".join(lines)
 
 
+NAMES = {"dino": "DINO", "dab_detr": "DAB-DETR", "deformable_detr": "Deformable DETR",
+         "deformable_detr_two_stage": "Deformable DETR, two-stage", "dab_deformable_detr": "DAB-Deformable DETR",
+         "conditional_detr": "Conditional DETR"}
+
+
+def summary(base: str) -> str:
+    """The per-family table: one row per ``<base>/<family>/runs.json`` (a study's or ``--rebuild``'s):
+    teacher AP (``<base>/<family>/teacher/metrics.json``, else output/synthetic/<family>_r50's),
+    the R18 alone and each distiller at the students' last evaluation (mean ± std over seeds), and
+    each distiller's per-seed gain over the student alone; families without records are named
+    below the table."""
+    header = ["family", "iterations (teacher / students)", "seeds", "teacher R50", "R18 alone", "KD-DETR",
+              "KD-DETR - alone, per seed (mean)", "DETRDistill", "DETRDistill - alone, per seed (mean)"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    missing = []
+    for family in FAMILIES:
+        path = os.path.join(base, family, "runs.json")
+        if not os.path.isfile(path):
+            missing.append(NAMES[family])
+            continue
+        with open(path) as f:
+            runs = json.load(f)
+        teacher = os.path.join(base, family, "teacher")
+        if not os.path.isfile(os.path.join(teacher, "metrics.json")):
+            teacher = os.path.join("output", "synthetic", f"{family}_r50")
+        teacher_eval = evaluations(teacher, 10**9)[-1] if os.path.isfile(os.path.join(teacher, "metrics.json")) \
+            else (0, {"AP": float("nan")})
+        alone = runs[STUDENT]
+        iters = {rows[-1][0] for rows in alone.values()}
+        cells = [NAMES[family], f"{teacher_eval[0] or '?'} / {', '.join(map(str, sorted(iters)))}",
+                 ", ".join(sorted(alone)), f"{teacher_eval[1]['AP']:.1f}",
+                 fmt([r[-1][1]["AP"] for r in alone.values()])]
+        for arm in (KD, DD):
+            if arm not in runs:
+                cells += ["not run", "-"]
+                continue
+            gains = [runs[arm][s][-1][1]["AP"] - alone[s][-1][1]["AP"] for s in runs[arm] if s in alone]
+            cells += [fmt([r[-1][1]["AP"] for r in runs[arm].values()]),
+                      f"{', '.join(f'{g:+.1f}' for g in gains)} ({statistics.mean(gains):+.1f})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        raise SystemExit(f"--summary: no <family>/runs.json under {base} (families: {', '.join(FAMILIES)})")
+    lines += ["", "COCO AP on synthetic_val; mean ± sample std over seeds; a gain is the distilled student's AP "
+              "minus the student alone's of the same seed."]
+    if missing:
+        lines.append(f"Not measured: {', '.join(missing)}.")
+    return "\n".join(lines) + "\n"
+
+
 def plot(runs, path: str) -> None:
     import matplotlib
 
@@ -265,8 +316,13 @@ def main() -> None:
                         "in docs/results/")
     parser.add_argument("opts", nargs="*", help="extra key=value overrides for every student run; those of "
                         "train.*, optimizer.*, dataloader.* and lr_multiplier.* also for a teacher trained here")
+    parser.add_argument("--summary", action="store_true",
+                        help="write <output>/summary.md, one row per family, from every <output>/<family>/runs.json "
+                        "(e.g. docs/results/families), training nothing")
     args = parser.parse_args()
     os.chdir(ROOT)
+    if args.summary:
+        return write_summary(args.output or "output/families")
     if args.fast_students:
         others = [flag for flag, on in (("--family", args.family != "dino"), ("--per-image", args.per_image),
                                         ("--layer-compression", args.layer_compression),
@@ -289,6 +345,16 @@ def main() -> None:
         with open(path, "w") as f:
             f.write("\n\n".join(reports) + "\n")
         log(f"wrote {path}")
+        write_summary(base)
+
+
+def write_summary(base: str) -> None:
+    text = summary(base)
+    path = os.path.join(base, "summary.md")
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
+    log(f"wrote {path}")
 
 
 def run_family(args) -> str:
