@@ -185,7 +185,7 @@ def test_a_checkpoint_of_a_frozen_bn_backbone_loads_into_a_bn_one():
     configs'), every tensor it has used, while a missing BN statistic is still refused."""
     from detectron2.modeling.backbone.resnet import BasicStem, ResNet
 
-    from kddetr.checkpoint import load_strict
+    from kddetr.checkpoint import load_strict, state_dict_problems
 
     def r18(norm):
         torch.manual_seed(0)
@@ -203,3 +203,5 @@ def test_a_checkpoint_of_a_frozen_bn_backbone_loads_into_a_bn_one():
     with pytest.raises(CheckpointError, match=r"lacks 1 of the model's \d+ tensors "
                        r"\(first: stem.conv1.norm.running_mean\)"):
         load_strict(model, "frozen.pth", frozen)
+    # only BatchNorm's own counter is exempt, not a tensor whose name merely ends like it
+    assert state_dict_problems({"head.my_num_batches_tracked": torch.zeros(1)}, {})

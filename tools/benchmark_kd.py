@@ -219,7 +219,8 @@ NAMES = {"dino": "DINO", "dab_detr": "DAB-DETR", "deformable_detr": "Deformable 
 
 def summary(base: str) -> str:
     """The per-family table: one row per ``<base>/<family>/runs.json`` (a study's or ``--rebuild``'s):
-    teacher AP (``<base>/<family>/teacher/metrics.json``, else output/synthetic/<family>_r50's),
+    teacher AP (``<base>/<family>/teacher/metrics.json``, else the default teacher's,
+    output/synthetic/<family>_r50, which is wrong for a study run with ``--teacher``),
     the R18 alone and each distiller at the students' last evaluation (mean ± std over seeds), and
     each distiller's per-seed gain over the student alone; families without records are named
     below the table."""
@@ -240,15 +241,15 @@ def summary(base: str) -> str:
         teacher_eval = evaluations(teacher, 10**9)[-1] if os.path.isfile(os.path.join(teacher, "metrics.json")) \
             else (0, {"AP": float("nan")})
         alone = runs[STUDENT]
+        seeds = sorted(alone, key=int)  # JSON keys: "0", "1", ...
         iters = {rows[-1][0] for rows in alone.values()}
         cells = [NAMES[family], f"{teacher_eval[0] or '?'} / {', '.join(map(str, sorted(iters)))}",
-                 ", ".join(sorted(alone)), f"{teacher_eval[1]['AP']:.1f}",
-                 fmt([r[-1][1]["AP"] for r in alone.values()])]
+                 ", ".join(seeds), f"{teacher_eval[1]['AP']:.1f}", fmt([alone[s][-1][1]["AP"] for s in seeds])]
         for arm in (KD, DD):
             if arm not in runs:
                 cells += ["not run", "-"]
                 continue
-            gains = [runs[arm][s][-1][1]["AP"] - alone[s][-1][1]["AP"] for s in runs[arm] if s in alone]
+            gains = [runs[arm][s][-1][1]["AP"] - alone[s][-1][1]["AP"] for s in seeds if s in runs[arm]]
             cells += [fmt([r[-1][1]["AP"] for r in runs[arm].values()]),
                       f"{', '.join(f'{g:+.1f}' for g in gains)} ({statistics.mean(gains):+.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -318,11 +319,12 @@ def main() -> None:
                         "train.*, optimizer.*, dataloader.* and lr_multiplier.* also for a teacher trained here")
     parser.add_argument("--summary", action="store_true",
                         help="write <output>/summary.md, one row per family, from every <output>/<family>/runs.json "
-                        "(e.g. docs/results/families), training nothing")
+                        "(e.g. docs/results/families; default output/benchmark_kd, as --family all), training "
+                        "nothing; only --output is read")
     args = parser.parse_args()
     os.chdir(ROOT)
     if args.summary:
-        return write_summary(args.output or "output/families")
+        return write_summary(args.output or "output/benchmark_kd")  # --family all's default folder
     if args.fast_students:
         others = [flag for flag, on in (("--family", args.family != "dino"), ("--per-image", args.per_image),
                                         ("--layer-compression", args.layer_compression),

@@ -66,7 +66,7 @@ def state_dict_problems(expected: Dict[str, Tensor], state: Dict[str, Tensor]) -
     FrozenBatchNorm2d built as such lacks; detectron2 drops it from pycls checkpoints too) is
     not a problem: it only steers BN with ``momentum=None``, and ``load_strict`` keeps the
     model's own."""
-    missing = [k for k in expected if k not in state and not k.endswith(BN_COUNTER)]
+    missing = [k for k in expected if k not in state and k.rsplit(".", 1)[-1] != BN_COUNTER]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
              if k in state and state[k].shape != v.shape]
     problems = []
