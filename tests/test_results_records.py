@@ -75,7 +75,6 @@ def test_rebuild_refuses_a_missing_record(tmp_path):
     assert proc.returncode != 0 and "--rebuild: no record" in proc.stderr
 
 
-
 def _final_evaluation(metrics_json: str) -> dict:
     """The last row of a Detectron2 metrics.json that holds an evaluation (``bbox/AP``)."""
     import json

@@ -187,6 +187,11 @@ def fmt(values):
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def seed_gains(arm: dict, baseline: dict, seeds) -> list:
+    """Final AP of ``arm`` minus ``baseline``'s (seed -> evaluations) for each of ``seeds`` both ran."""
+    return [arm[s][-1][1]["AP"] - baseline[s][-1][1]["AP"] for s in seeds if s in arm and s in baseline]
+
+
 def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
     lines = [f"{family}: synthetic shapes (synthetic_val, 200 images), students at {iters} iterations, seeds {seeds}: "
              "mean ± sample std over seeds.", "",
@@ -204,8 +209,7 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
                     if arm in runs and STUDENT in runs]
     summary = []
     for arm, baseline in comparisons:
-        seeds_both = [s for s in runs[arm] if s in runs[baseline]]
-        gains = [runs[arm][s][-1][1]["AP"] - runs[baseline][s][-1][1]["AP"] for s in seeds_both]
+        gains = seed_gains(runs[arm], runs[baseline], runs[arm])
         summary.append(f"{arm} - {baseline}, per seed: {', '.join(f'{g:+.1f}' for g in gains)} AP "
                        f"(mean {statistics.mean(gains):+.1f})")
     lines += ["", "; ".join(summary) + "."]
@@ -249,7 +253,7 @@ def summary(base: str) -> str:
             if arm not in runs:
                 cells += ["not run", "-"]
                 continue
-            gains = [runs[arm][s][-1][1]["AP"] - alone[s][-1][1]["AP"] for s in seeds if s in runs[arm]]
+            gains = seed_gains(runs[arm], alone, seeds)
             cells += [fmt([r[-1][1]["AP"] for r in runs[arm].values()]),
                       f"{', '.join(f'{g:+.1f}' for g in gains)} ({statistics.mean(gains):+.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
