@@ -7,6 +7,7 @@ import torch
 from conftest import FAMILIES, build_tiny, synthetic_batch
 
 from kddetr.distill import KDDETR, GeneralPoints, KDDETRLoss, TeacherQueries
+from kddetr.modeling.seam import QueryGroup
 
 
 def decoder_references(model):
@@ -59,3 +60,34 @@ def test_without_the_teachers_reference_the_embedding_families_would_differ(fami
     q = teacher.queries["kd_general"]
     own = model.student.embed_queries(q.position_only())[2]
     assert q.reference is not None and not torch.allclose(own, q.reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_teachers_specific_points_are_decoded_as_its_own_detection_queries(family):
+    """Specific points are the teacher's well-trained queries: it decodes them with their own
+    content, so their predictions are its detections (DAB-Deformable DETR's content is learned per
+    anchor and carries much of what it predicts there)."""
+    model = pair(family)
+    batch = synthetic_batch(2)
+    with torch.no_grad():
+        teacher = model.teacher_predictions(batch, model.sample_points(torch.Generator().manual_seed(0)))
+        own = model.teacher.decode(teacher.state, [QueryGroup("det", teacher.default)])[0]
+    specific = teacher.outputs["kd_specific"]
+    torch.testing.assert_close(specific.boxes, own.boxes)
+    torch.testing.assert_close(specific.logits, own.logits)
+
+
+@pytest.mark.parametrize("family", ["dab_deformable_detr"])
+def test_shared_points_leave_the_students_per_anchor_content_alone(family):
+    """A student whose content queries are learned together with its own anchors decodes the
+    shared points with zero content: the distillation loss does not pull content vector i towards
+    the teacher's anchor i (a different place) while detection trains it for the student's anchor i."""
+    model = pair(family)
+    losses = model(synthetic_batch(2), model.sample_points(torch.Generator().manual_seed(0)))
+    kd = sum(v for k, v in losses.items() if k.startswith("loss_kd"))
+    det = sum(v for k, v in losses.items() if not k.startswith("loss_kd"))
+    content = model.student.tgt_embed.weight
+    (g_kd,) = torch.autograd.grad(kd, content, allow_unused=True, retain_graph=True)
+    (g_det,) = torch.autograd.grad(det, content)
+    assert g_kd is None or not g_kd.any()
+    assert g_det.abs().sum() > 0  # detection still trains it

@@ -85,3 +85,26 @@ def test_benchmark_kd_family_all_keeps_the_distillers_each_family_has():
     assert [f for f in arms if benchmark_kd.DD in arms[f]] == ["dino", "deformable_detr", "conditional_detr"]
     for config, _ in benchmark_kd.COMPRESSED.values():
         assert os.path.isfile(os.path.join(ROOT, config)), config
+
+
+def test_probe_points_compares_a_students_predictions_with_the_teachers(tmp_path):
+    import torch
+    from detectron2.config import instantiate
+
+    from kddetr.config import load_config
+
+    pair = "configs/synthetic/dab_deformable_detr_r50_r18.py"
+    untrained = ['model.teacher_weights=""', "model.allow_untrained_teacher=True"]
+    student = load_config(os.path.join(ROOT, "configs/synthetic/dab_deformable_detr_r18.py")).model
+    torch.save({"model": instantiate(student).state_dict()}, tmp_path / "student.pth")
+    proc = run(["tools/probe_points.py", "--config-file", pair, "--images", "2", "--size", "96",
+                "--student", str(tmp_path / "student.pth"), *untrained])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [ln.split("|")[1:-1] for ln in proc.stdout.splitlines() if ln.startswith("| kd_")]
+    assert [r[0].strip() for r in rows] == ["kd_general", "kd_specific"] * 2
+    for r in rows[2:]:  # box queries: both agreement columns and both distances to the reference box
+        assert all(0.0 <= float(v) <= 2.0 for v in r[1:])
+    # a checkpoint of another model is refused, naming the flag
+    torch.save({"model": {"backbone.x": torch.zeros(1)}}, tmp_path / "other.pth")
+    proc = run(["tools/probe_points.py", "--config-file", pair, "--student", str(tmp_path / "other.pth"), *untrained])
+    assert proc.returncode != 0 and "--student" in proc.stderr

@@ -4,8 +4,16 @@ probability, share of points above 0.3, mean box width and height (last decoder 
 few synthetic images. A quick check that random general points are not out of the teacher's
 distribution.
 
+With ``--student`` (a checkpoint of the pair, e.g. a KD-DETR run's model_final.pth, or the student's
+own): how far the student's predictions on the same points are from the teacher's (L1 and 1 - GIoU
+between the two boxes, weighted by the teacher's top-class probability as KD-DETR's box terms are),
+and for box queries how far each model's box moved from the point's reference box.
+
     .venv/bin/python tools/probe_points.py --config-file configs/synthetic/deformable_detr_r50_r18.py \\
         model.teacher_weights=output/synthetic/deformable_detr_r50/model_final.pth
+    .venv/bin/python tools/probe_points.py --config-file configs/synthetic/dab_deformable_detr_r50_r18.py \\
+        --student output/families/dab_deformable_detr/kddetr_seed0/model_final.pth \\
+        model.teacher_weights=output/synthetic/dab_deformable_detr_r50/model_final.pth
 """
 from __future__ import annotations
 
@@ -27,6 +35,36 @@ def synthetic_inputs(num: int, size: int, seed: int):
              "width": size} for _ in range(num)]
 
 
+def load_student(model, path: str) -> None:
+    """The student of ``model`` from a distillation checkpoint (``student.*``) or its own, strictly."""
+    from kddetr.checkpoint import load_strict, read_state_dict, student_state_dict
+
+    state = read_state_dict(path, "--student")
+    if any(k.startswith("student.") for k in state):
+        state = student_state_dict(path, state)
+    load_strict(model.student, path, state, key="--student",
+                fix="Give a checkpoint trained with this pair config or with its student's own config.")
+
+
+def agreement(teacher, student, reference):
+    """Teacher-weighted L1 and 1 - GIoU between the two models' last-layer boxes ``[B, N, 4]``, and for
+    box references ``[B, N, 4]`` (logits) the mean 1 - GIoU of each model's box to its reference box."""
+    import torch
+    from torchvision.ops import box_convert, generalized_box_iou
+
+    def one_minus_giou(a, b):
+        a, b = (box_convert(x.flatten(0, 1), "cxcywh", "xyxy") for x in (a, b))
+        return 1 - torch.diag(generalized_box_iou(a, b)).view(reference.shape[:2])
+
+    w = teacher.logits[-1].sigmoid().max(-1)[0]
+    tb, sb = teacher.boxes[-1], student.boxes[-1]
+    row = [((tb - sb).abs().mean(-1) * w).sum() / w.sum(), (one_minus_giou(tb, sb) * w).sum() / w.sum()]
+    if reference.shape[-1] == 4:
+        ref = reference.sigmoid()
+        row += [one_minus_giou(tb, ref).mean(), one_minus_giou(sb, ref).mean()]
+    return row
+
+
 def main() -> None:
     from kddetr.config import config_argument_parser, load_config
 
@@ -34,17 +72,23 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--student", default="", help="checkpoint of the pair (or of the student alone) whose "
+                        "predictions on the same points to compare with the teacher's")
     args = parser.parse_args()
 
     import torch
     from detectron2.config import instantiate
 
+    from kddetr.modeling.seam import QueryGroup
+
     cfg = load_config(args.config_file, args.opts)
     cfg.model.detrdistill = None
     model = instantiate(cfg.model).eval()
+    if args.student:
+        load_student(model, args.student)
+    inputs = synthetic_inputs(args.images, args.size, args.seed)
     with torch.no_grad():
-        step = model.teacher_predictions(synthetic_inputs(args.images, args.size, args.seed),
-                                         model.sample_points(torch.Generator().manual_seed(args.seed)))
+        step = model.teacher_predictions(inputs, model.sample_points(torch.Generator().manual_seed(args.seed)))
     print("| point set | points | mean top-class prob | share > 0.3 | mean box w | mean box h |")
     print("|---|---|---|---|---|---|")
     for group, out in step.outputs.items():
@@ -52,6 +96,18 @@ def main() -> None:
         wh = out.boxes[-1][..., 2:]
         print(f"| {group} | {p.shape[1]} | {p.mean():.3f} | {(p > 0.3).float().mean():.3f} | "
               f"{wh[..., 0].mean():.3f} | {wh[..., 1].mean():.3f} |")
+    if not args.student:
+        return
+    with torch.no_grad():  # the student decodes the same points as in training (eval mode: no dropout)
+        groups = [QueryGroup(p.group, step.queries[p.group].position_only()) for p in model.points if p.shared]
+        state = model.student.encode(*model.student.preprocess_image(inputs))
+        outs = dict(zip([g.name for g in groups], model.student.decode(state, groups)))
+    print("\n| point set | weighted L1 teacher-student | weighted 1-GIoU teacher-student | "
+          "1-GIoU teacher box to reference | 1-GIoU student box to reference |")
+    print("|---|---|---|---|---|")
+    for group, out in outs.items():
+        row = agreement(step.outputs[group], out, step.queries[group].reference)
+        print(f"| {group} | " + " | ".join(f"{v:.3f}" for v in row) + " |" + " - |" * (5 - 1 - len(row)))
 
 
 if __name__ == "__main__":

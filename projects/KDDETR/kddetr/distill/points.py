@@ -143,7 +143,9 @@ class GeneralPoints(DistillPoints):
 class TeacherQueries(DistillPoints):
     """KD-DETR specific points: the teacher's own detection queries of each image (DINO: its
     two-stage top-k proposals; DAB-DETR: its learned anchors; Conditional DETR: its learned
-    position embeddings), detached; the student decodes them with its own content.
+    position embeddings), detached. The teacher decodes them with their own content (so their
+    predictions are its detections); the student decodes their position part with the content it
+    gives any query that is not its own (:meth:`~kddetr.modeling.seam.Queries.position_only`).
 
     Args:
         num: keep the first ``num`` (None: all of them).
@@ -154,7 +156,7 @@ class TeacherQueries(DistillPoints):
         self.num = num
 
     def teacher_queries(self, teacher_default: Queries, sampled: Optional[Tensor]) -> Queries:
-        return teacher_default.position_only(self.num)
+        return teacher_default.first(self.num)
 
     def extra_repr(self) -> str:
         return f"num={self.num}"

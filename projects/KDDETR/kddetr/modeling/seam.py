@@ -101,7 +101,9 @@ class Queries:
     detector's ``query_space`` says) and an optional content part.
 
     boxes: ``[B, N, 4]`` reference boxes as *logits* (inverse sigmoid of cxcywh in [0, 1]).
-    content: ``[B, N, D]`` content vectors, or None for the detector's default content.
+    content: ``[B, N, D]`` content vectors, or None for the content the detector gives a query that
+        is not its own (zero in DAB-DETR, Conditional DETR and DAB-Deformable DETR; DINO's learned
+        table row by row; Deformable DETR's computed from the box (two-stage) or its learned table).
     aux: extra predictions made while choosing the queries (e.g. DINO's encoder
         proposals ``{"logits": [B, N, K], "boxes": [B, N, 4]}``), used by the criterion.
     embeds: ``[B, N, D]`` learned position embeddings, for detectors whose queries are not
@@ -134,10 +136,17 @@ class Queries:
     def num(self) -> int:
         return self.position.shape[1]
 
+    def first(self, num: Optional[int] = None) -> "Queries":
+        """The first ``num`` queries, detached, content (and ``reference``) kept: what the model that
+        owns them decodes (the teacher's own queries as specific distillation points)."""
+        cut = lambda t: None if t is None else t[:, :num].detach()  # noqa: E731
+        return Queries(boxes=cut(self.boxes), content=cut(self.content), embeds=cut(self.embeds),
+                       reference=cut(self.reference))
+
     def position_only(self, num: Optional[int] = None) -> "Queries":
         """The first ``num`` queries' position part (and ``reference``), detached, without
-        content: what a second model decodes with its own content vectors (shared distillation
-        points)."""
+        content: what a second model decodes with the content it gives a query that is not its own
+        (shared distillation points)."""
         pos = self.position[:, :num].detach()
         ref = None if self.reference is None else self.reference[:, :num].detach()
         return Queries(boxes=pos, reference=ref) if self.boxes is not None else Queries(embeds=pos, reference=ref)

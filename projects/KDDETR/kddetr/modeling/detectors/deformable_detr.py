@@ -114,6 +114,11 @@ class DABDeformableDETR(MultiScaleDETR):
         see :class:`MultiScaleDETR`; ``decoder`` is a ``DeformableDecoder(anchor_pos=True,
         query_scale=True, refine="iterative")``.
         num_queries: 300.
+
+    A query without content (a shared distillation point) gets zero content, the value the
+    content queries start from: content vector ``i`` is learned together with the model's own
+    anchor ``i``, so it does not belong to another model's anchor ``i`` nor to a random one.
+    (docs/RESULTS.md, "DAB-Deformable DETR", measures what it changed.)
     """
 
     def __init__(self, *, num_queries: int = 300, **kwargs):
@@ -145,6 +150,7 @@ class DABDeformableDETR(MultiScaleDETR):
     def embed_queries(self, queries: Queries) -> Tuple[Tensor, Optional[Tensor], Tensor]:
         content = queries.content
         if content is None:
-            content = cycled(self.tgt_embed.weight, queries.boxes.shape[0], queries.num)
+            B, N = queries.boxes.shape[:2]
+            content = queries.boxes.new_zeros(B, N, self.embed_dim)
         return content, None, queries.boxes
 
