@@ -1,5 +1,6 @@
 """The results tables in docs/RESULTS.md are rebuilt from the run records committed in docs/results/
 (tools/benchmark_kd.py --rebuild trains nothing), so a table that drifts from its records fails here."""
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ STUDIES = {
     "docs/results/families/deformable_detr_two_stage": ["--family", "deformable_detr_two_stage", "--iters", "200",
                                                         "--seeds", "0", "1", "2"],
     "docs/results/families/dino": ["--family", "dino", "--no-inconsistent", "--iters", "200", "--seeds", "0", "1", "2"],
+    "docs/results/families/dab_deformable_detr": ["--family", "dab_deformable_detr", "--per-image", "--iters", "200",
+                                                  "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher300_students150": ["--per-image", "--no-inconsistent", "--iters", "150",
@@ -138,3 +141,30 @@ def test_single_scale_comparison_rows_are_their_records():
     assert (f"| ours | {ours[500]['bbox/AP']:.2f} / {ours[500]['bbox/AP50']:.2f} | "
             f"{ours[1000]['bbox/AP']:.2f} / {ours[1000]['bbox/AP50']:.2f} |") in doc
     assert f"| detrex | {detrex['AP']:.2f} / {detrex['AP50']:.2f} | not run |" in doc
+
+
+def diagnosis_row(name: str, folder: str) -> str:
+    """The row docs/RESULTS.md gives a diagnostic run: AP at its two evaluations, and its ground-truth
+    GIoU and KD-DETR terms (last decoder layer) at its last logged iteration."""
+    with open(os.path.join(folder, "metrics.json")) as f:
+        rows = [json.loads(line) for line in f]
+    ap = [r["bbox/AP"] for r in sorted(rows, key=lambda r: r["iteration"]) if "bbox/AP" in r]
+    last = [r for r in rows if "total_loss" in r][-1]
+    cells = [f"`{name}`", *(f"{a:.1f}" for a in ap)]
+    terms = ("loss_giou", "loss_kd_cls", "loss_kd_l1", "loss_kd_giou")
+    cells += [f"{last[k]:.2f}" if k in last else "-" for k in terms]
+    return "| " + " | ".join(cells) + " |"
+
+
+def test_dab_deformable_diagnosis_rows_are_their_records():
+    """The DAB-Deformable DETR diagnosis in docs/RESULTS.md quotes each seed-0 run's committed record."""
+    base = os.path.join(ROOT, "docs", "results", "families", "dab_deformable_detr")
+    names = ["student_seed0", "kddetr_seed0", "kddetr_per_image_seed0"]
+    names += [f"diagnosis/{d}" for d in sorted(os.listdir(os.path.join(base, "diagnosis")))]
+    results_doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    lines = results_doc.splitlines()
+    for name in names:
+        row = diagnosis_row(name, os.path.join(base, name))
+        name_cell, numbers = row.split(" | ", 1)
+        quoted = [ln for ln in lines if ln.startswith(name_cell + " |")]  # then a "what changed" column
+        assert quoted and quoted[0].endswith(" | " + numbers), f"docs/RESULTS.md lacks the diagnosis row {row!r}"

@@ -225,11 +225,13 @@ def summary(base: str) -> str:
     """The per-family table: one row per ``<base>/<family>/runs.json`` (a study's or ``--rebuild``'s):
     teacher AP (``<base>/<family>/teacher/metrics.json``, else the default teacher's,
     output/synthetic/<family>_r50, which is wrong for a study run with ``--teacher``),
-    the R18 alone and each distiller at the students' last evaluation (mean ± std over seeds), and
+    the R18 alone and each distiller (KD-DETR, with its class term per image, DETRDistill) at the
+    students' last evaluation (mean ± std over seeds), and
     each distiller's per-seed gain over the student alone; families without records are named
     below the table."""
     header = ["family", "iterations (teacher / students)", "seeds", "teacher R50", "R18 alone", "KD-DETR",
-              "KD-DETR - alone, per seed (mean)", "DETRDistill", "DETRDistill - alone, per seed (mean)"]
+              "KD-DETR - alone, per seed (mean)", "KD-DETR, class term per image", "per image - alone, per seed (mean)",
+              "DETRDistill", "DETRDistill - alone, per seed (mean)"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     missing = []
     for family in FAMILIES:
@@ -249,7 +251,7 @@ def summary(base: str) -> str:
         iters = {rows[-1][0] for rows in alone.values()}
         cells = [NAMES[family], f"{teacher_eval[0] or '?'} / {', '.join(map(str, sorted(iters)))}",
                  ", ".join(seeds), f"{teacher_eval[1]['AP']:.1f}", fmt([alone[s][-1][1]["AP"] for s in seeds])]
-        for arm in (KD, DD):
+        for arm in (KD, PER_IMAGE, DD):
             if arm not in runs:
                 cells += ["not run", "-"]
                 continue
