@@ -108,3 +108,24 @@ def test_probe_points_compares_a_students_predictions_with_the_teachers(tmp_path
     torch.save({"model": {"backbone.x": torch.zeros(1)}}, tmp_path / "other.pth")
     proc = run(["tools/probe_points.py", "--config-file", pair, "--student", str(tmp_path / "other.pth"), *untrained])
     assert proc.returncode != 0 and "--student" in proc.stderr
+
+
+def test_probe_points_agreement_is_zero_for_identical_predictions_and_references():
+    import torch
+
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import probe_points
+
+    from kddetr.modeling.seam import DecoderOutput
+
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.cat([torch.rand(1, 2, 5, 2, generator=g) * 0.5 + 0.25, torch.full((1, 2, 5, 2), 0.2)], -1)
+    logits = torch.randn(1, 2, 5, 3, generator=g)
+    same = DecoderOutput(logits, boxes, torch.zeros(1, 2, 5, 8))
+    ref = torch.logit(boxes[-1])
+    assert all(float(v) < 1e-5 for v in probe_points.agreement(same, same, ref))
+    shifted = DecoderOutput(logits, boxes + torch.tensor([0.3, 0.0, 0.0, 0.0]), torch.zeros(1, 2, 5, 8))
+    l1, giou, t_ref, s_ref = probe_points.agreement(same, shifted, ref)
+    assert abs(float(l1) - 0.3 / 4) < 1e-5 and float(giou) > 0.5 and float(t_ref) < 1e-5 and float(s_ref) > 0.5
+    # a 2-D reference (embedding families' points): the two agreement columns only
+    assert len(probe_points.agreement(same, same, ref[..., :2])) == 2

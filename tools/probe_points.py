@@ -19,6 +19,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, List
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from kddetr.modeling.seam import DecoderOutput
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
@@ -35,7 +41,7 @@ def synthetic_inputs(num: int, size: int, seed: int):
              "width": size} for _ in range(num)]
 
 
-def load_student(model, path: str) -> None:
+def load_student(model: "nn.Module", path: str) -> None:
     """The student of ``model`` from a distillation checkpoint (``student.*``) or its own, strictly."""
     from kddetr.checkpoint import load_strict, read_state_dict, student_state_dict
 
@@ -46,7 +52,7 @@ def load_student(model, path: str) -> None:
                 fix="Give a checkpoint trained with this pair config or with its student's own config.")
 
 
-def agreement(teacher, student, reference):
+def agreement(teacher: "DecoderOutput", student: "DecoderOutput", reference: "Tensor") -> "List[Tensor]":
     """Teacher-weighted L1 and 1 - GIoU between the two models' last-layer boxes ``[B, N, 4]``, and for
     box references ``[B, N, 4]`` (logits) the mean 1 - GIoU of each model's box to its reference box."""
     import torch

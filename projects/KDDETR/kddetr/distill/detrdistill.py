@@ -320,11 +320,12 @@ class QueryContrast(nn.Module):
 
 
 class AssignmentDistillation(nn.Module):
-    """Teacher-assisted assignment: the teacher's detection queries (their positions; the
-    student brings its own content) are decoded by the student as the extra group ``"tqa"`` of
-    its fused pass, and student layer ``i`` is trained on ground truth under the Hungarian
-    assignment of the teacher's stage ``stage_map[i]`` (the teacher's matcher on the teacher's
-    predictions, so the assignment does not depend on the student).
+    """Teacher-assisted assignment: the teacher's detection queries (their positions, with the
+    content the student gives a query that is not its own, ``Queries.content``) are decoded by
+    the student as the extra group ``"tqa"`` of its fused pass, and student layer ``i`` is
+    trained on ground truth under the Hungarian assignment of the teacher's stage ``stage_map[i]``
+    (the teacher's matcher on the teacher's predictions, so the assignment does not depend on the
+    student).
 
     Keys: the student criterion's ``loss_class_tqa``, ``loss_bbox_tqa``, ``loss_giou_tqa``
     (+ ``_{i}``), with the criterion's weights.

@@ -185,8 +185,8 @@ class KDDETR(nn.Module):
         targets = self.student.prepare_targets(batched_inputs)
         s_state = self.student.encode(images, mask)
         s_default = self.student.default_queries(s_state)
-        # Shared points: the same query positions (boxes or embeddings) without content; each model
-        # gives a content-less query its own default (zero, or DINO's rank-wise content table).
+        # Shared points: the same query positions (boxes or embeddings) without content; the student
+        # gives them the content it gives any query that is not its own (see Queries.content).
         extra = [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
         if self.detrdistill is not None:
             extra += self.detrdistill.student_groups(teacher.default)
