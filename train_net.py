@@ -32,7 +32,7 @@ from detectron2.utils.logger import setup_logger
 # configs and this script import kddetr; this finds it in a source checkout that was not pip-installed
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "projects", "KDDETR"))
 
-from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, load_strict, read_state_dict, student_state_dict
+from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, load_strict, model_state_dict, read_state_dict
 from kddetr.config import (
     apply_user_dataset,
     check_device,
@@ -81,10 +81,7 @@ def load_for_evaluation(model, path: str) -> None:
     the model, or a distillation checkpoint whose student it is. Anything missing or of another
     shape is refused: evaluating half-random weights would report a meaningless AP."""
     model = unwrap(model)
-    state = read_state_dict(path, INIT_KEY)
-    if any(k.startswith("student.") for k in state):
-        state = student_state_dict(path, state)
-    unused = load_strict(model, path, state, key=INIT_KEY,
+    unused = load_strict(model, path, model_state_dict(path, INIT_KEY), key=INIT_KEY,
                          fix="Evaluate it with the config it was trained with (and the same key=value overrides).")
     logger.info(f"Loaded all {len(model.state_dict())} tensors of the evaluated model from {path}"
                 + (f" ({unused} extra keys in the file ignored)" if unused else ""))

@@ -43,24 +43,19 @@ def synthetic_inputs(num: int, size: int, seed: int):
 
 def load_student(model: "nn.Module", path: str) -> None:
     """The student of ``model`` from a distillation checkpoint (``student.*``) or its own, strictly."""
-    from kddetr.checkpoint import load_strict, read_state_dict, student_state_dict
+    from kddetr.checkpoint import load_strict, model_state_dict
 
-    state = read_state_dict(path, "--student")
-    if any(k.startswith("student.") for k in state):
-        state = student_state_dict(path, state)
-    load_strict(model.student, path, state, key="--student",
+    load_strict(model.student, path, model_state_dict(path, "--student"), key="--student",
                 fix="Give a checkpoint trained with this pair config or with its student's own config.")
 
 
 def agreement(teacher: "DecoderOutput", student: "DecoderOutput", reference: "Tensor") -> "List[Tensor]":
     """Teacher-weighted L1 and 1 - GIoU between the two models' last-layer boxes ``[B, N, 4]``, and for
     box references ``[B, N, 4]`` (logits) the mean 1 - GIoU of each model's box to its reference box."""
-    import torch
-    from torchvision.ops import box_convert, generalized_box_iou
+    from kddetr.modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
 
-    def one_minus_giou(a, b):
-        a, b = (box_convert(x.flatten(0, 1), "cxcywh", "xyxy") for x in (a, b))
-        return 1 - torch.diag(generalized_box_iou(a, b)).view(reference.shape[:2])
+    def one_minus_giou(a, b):  # box by box, [B, N]
+        return generalized_box_iou_loss(cxcywh_to_xyxy(a), cxcywh_to_xyxy(b), reduction="none")
 
     w = teacher.logits[-1].sigmoid().max(-1)[0]
     tb, sb = teacher.boxes[-1], student.boxes[-1]

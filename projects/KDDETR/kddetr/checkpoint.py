@@ -59,6 +59,14 @@ def student_state_dict(path: str, state: Optional[Dict[str, Tensor]] = None) -> 
     return student
 
 
+def model_state_dict(path: str, key: str = "") -> Dict[str, Tensor]:
+    """The state dict of one model from ``path``: its student's (without the prefix) when ``path`` is
+    a distillation checkpoint (``student.*`` keys), else the file's own (``key``: as
+    :func:`read_state_dict`)."""
+    state = read_state_dict(path, key)
+    return student_state_dict(path, state) if any(k.startswith("student.") for k in state) else state
+
+
 def state_dict_problems(expected: Dict[str, Tensor], state: Dict[str, Tensor]) -> List[str]:
     """How ``state`` fails to load into a model whose state dict is ``expected``, strictly: missing
     parameters/buffers and shape mismatches, as short phrases with counts and the first offending
