@@ -80,8 +80,6 @@ def main() -> None:
     import torch
     from detectron2.config import instantiate
 
-    from kddetr.modeling.seam import QueryGroup
-
     cfg = load_config(args.config_file, args.opts)
     cfg.model.detrdistill = None
     model = instantiate(cfg.model).eval()
@@ -100,7 +98,7 @@ def main() -> None:
     if not args.student:
         return
     with torch.no_grad():  # the student decodes the same points as in training (eval mode: no dropout)
-        groups = [QueryGroup(p.group, step.queries[p.group].position_only()) for p in model.points if p.shared]
+        groups = model.shared_point_groups(step)
         state = model.student.encode(*model.student.preprocess_image(inputs))
         outs = dict(zip([g.name for g in groups], model.student.decode(state, groups)))
     print("\n| point set | weighted L1 teacher-student | weighted 1-GIoU teacher-student | "

@@ -185,13 +185,17 @@ class KDDETR(nn.Module):
         targets = self.student.prepare_targets(batched_inputs)
         s_state = self.student.encode(images, mask)
         s_default = self.student.default_queries(s_state)
-        # Shared points: the same query positions (boxes or embeddings) without content; the student
-        # gives them the content it gives any query that is not its own (see Queries.content).
-        extra = [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
+        extra = self.shared_point_groups(teacher)
         if self.detrdistill is not None:
             extra += self.detrdistill.student_groups(teacher.default)
         losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
         return losses, s_out, targets, s_state
+
+    def shared_point_groups(self, teacher: TeacherStep) -> List[QueryGroup]:
+        """The student's groups of the shared distillation points: the teacher's query positions
+        (boxes or embeddings, with its references) without content; the student gives them the
+        content it gives any query that is not its own (see ``Queries.content``)."""
+        return [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
 
     @torch.no_grad()
     def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]) -> TeacherStep:
