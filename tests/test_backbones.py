@@ -47,7 +47,7 @@ def test_backbone_checkpoint_loads_into_every_synthetic_config(config, tiny_back
         holder.backbone = instantiate(model_cfg.backbone)  # the detector's attribute name
         state = torch.load(tiny_backbones[depth], weights_only=False)["model"]
         expected = holder.state_dict()
-        # (single-scale models stop at res4: the file's res5 is then left unused, as ImageNet's fc is)
+        # (single-scale models stop at res3: the file's res4 and res5 are then left unused, as ImageNet's fc is)
         assert set(expected) <= set(state), sorted(set(expected) - set(state))[:5]
         assert all(state[k].shape == v.shape for k, v in expected.items())
         # and Detectron2's checkpointer (what train.init_checkpoint uses) loads them all

@@ -129,3 +129,15 @@ def test_probe_points_agreement_is_zero_for_identical_predictions_and_references
     assert abs(float(l1) - 0.3 / 4) < 1e-5 and float(giou) > 0.5 and float(t_ref) < 1e-5 and float(s_ref) > 0.5
     # a 2-D reference (embedding families' points): the two agreement columns only
     assert len(probe_points.agreement(same, same, ref[..., :2])) == 2
+
+
+def test_probe_single_scale_refuses_a_multi_scale_config(tmp_path):
+    proc = run(["tools/probe_single_scale.py", "--config-file", "configs/synthetic/dino_r18.py", "--checkpoint",
+                str(tmp_path / "x.pth")])
+    assert proc.returncode != 0 and "give a DAB-DETR or Conditional DETR single-model config" in proc.stderr
+
+
+def test_probe_single_scale_refuses_a_missing_checkpoint(tmp_path):
+    proc = run(["tools/probe_single_scale.py", "--config-file", "configs/synthetic/dab_detr_r18.py", "--checkpoint",
+                str(tmp_path / "x.pth")])
+    assert proc.returncode != 0 and "x.pth" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-800:]

@@ -8,10 +8,15 @@ detrex is not a dependency and none of its code is in this repository: point ``-
 (``git clone https://github.com/IDEA-Research/detrex``; measured with commit e244e6c3).
 
     .venv/bin/python tools/detrex_dab_detr.py --detrex-src ../detrex --iters 500 --schedule-iters 2000 \
-        --eval --out output/detrex_dab_detr
+        --eval --out output/detrex_dab_detr model.input_norm_groups=0
     # ours, same schedule and seed:
     .venv/bin/python train_net.py --config-file configs/synthetic/dab_detr_r50.py train.max_iter=2000 \
-        train.eval_period=500 train.seed=0
+        train.eval_period=500 train.seed=0 model.input_norm_groups=0
+
+detrex's DAB-DETR projects the backbone level with a bare 1x1 convolution, so the comparison needs
+``model.input_norm_groups=0`` (the synthetic configs' GroupNorm after it is ours); without it the tool refuses.
+``key=value`` overrides of the config (e.g. the level: ``model.in_feature=res4 model.in_channels=1024
+"model.backbone.out_features=[res4]"``, the setting of the committed comparison) apply to both sides.
 
 At run time, without editing detrex's files:
 
@@ -169,6 +174,7 @@ def main():
     p.add_argument("--no-backbone", action="store_true", help="do not load the pretrained backbone")
     p.add_argument("--eval", action="store_true", help="COCOEvaluator on the config's test set at the end")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("opts", nargs="*", help="key=value overrides of configs/synthetic/dab_detr_r50.py")
     args = p.parse_args()
     dab = os.path.join(args.detrex_src, "projects", "dab_detr", "modeling", "dab_detr.py")
     if not os.path.isfile(dab):
@@ -177,7 +183,7 @@ def main():
 
     import numpy as np
     import torch
-    from detectron2.config import LazyConfig, instantiate
+    from detectron2.config import instantiate
     from detectron2.solver import LRMultiplier
     from detectron2.utils.env import seed_all_rng
 
@@ -187,7 +193,12 @@ def main():
     from kddetr.data import build_train_loader
 
     D = import_detrex(os.path.abspath(args.detrex_src))
-    cfg = LazyConfig.load(CONFIG)
+    from kddetr.config import load_config
+
+    cfg = load_config(CONFIG, args.opts)
+    if cfg.model.input_norm_groups:
+        raise SystemExit("detrex's DAB-DETR has no GroupNorm after its input projection: add "
+                         "model.input_norm_groups=0 (and the same override to the train_net.py run compared with it)")
     device = "cpu"  # the config says cuda when available; this script is for the CPU comparison
     if torch.cuda.is_available():
         device = cfg.train.device

@@ -1,4 +1,4 @@
-"""Conditional DETR R50 on the embedded synthetic shapes (single scale (res4 here), learned query
+"""Conditional DETR R50 on the embedded synthetic shapes (single scale (res3 here, normalised projection), learned query
 embeddings, general points are random embeddings); the schedule of configs/synthetic/dino_r50.py,
 so every family is trained alike."""
 from ..models.dab_detr import synthetic_conditional_detr

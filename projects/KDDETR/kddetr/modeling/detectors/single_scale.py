@@ -29,6 +29,9 @@ class SingleScaleDETR(DETRBase):
         num_classes, embed_dim, num_queries: K, D, N (300).
         pixel_mean, pixel_std, select_box_nums_for_evaluation, size_divisibility: see DETRBase.
         input_format: channel order of the inputs.
+        input_norm_groups: 0 (detrex's DAB-DETR and Conditional DETR: the 1x1 projection alone) or the
+            groups of a GroupNorm after it, as detrex's ChannelMapper puts after the multi-scale
+            families' projections (the synthetic configs: see ``configs/models/dab_detr.py``).
     """
 
     def __init__(self, backbone: nn.Module, position_embedding: PositionEmbeddingSine, encoder: TransformerEncoder,
@@ -36,13 +39,14 @@ class SingleScaleDETR(DETRBase):
                  num_classes: int = 80, embed_dim: int = 256, num_queries: int = 300,
                  pixel_mean: Sequence[float] = (123.675, 116.280, 103.530),
                  pixel_std: Sequence[float] = (58.395, 57.120, 57.375), select_box_nums_for_evaluation: int = 300,
-                 size_divisibility: int = 0, input_format: str = "RGB"):
+                 size_divisibility: int = 0, input_format: str = "RGB", input_norm_groups: int = 0):
         super().__init__(num_classes, pixel_mean, pixel_std, select_box_nums_for_evaluation, size_divisibility)
         self.backbone, self.position_embedding = backbone, position_embedding
         self.encoder, self.decoder, self.criterion = encoder, decoder, criterion
         self.in_feature, self.embed_dim = in_feature, embed_dim
         self.num_queries, self.input_format = num_queries, input_format
         self.input_proj = nn.Conv2d(in_channels, embed_dim, kernel_size=1)
+        self.input_norm = nn.GroupNorm(input_norm_groups, embed_dim) if input_norm_groups else nn.Identity()
         self.class_head = nn.Linear(embed_dim, num_classes)
         self.box_head = MLP(embed_dim, embed_dim, 4, 3)
 
@@ -54,7 +58,7 @@ class SingleScaleDETR(DETRBase):
     def encode(self, images: ImageList, padding_mask: Tensor) -> EncoderState:
         """Backbone level ``in_feature`` -> projection -> encoder; the state keeps the memory's
         position embedding (``state.pos``) for the conditional cross-attention."""
-        feat = self.input_proj(self.backbone(images.tensor)[self.in_feature])
+        feat = self.input_norm(self.input_proj(self.backbone(images.tensor)[self.in_feature]))
         mask = downsample_mask(padding_mask, feat.shape[-2:])
         pos = self.position_embedding(mask).to(feat.dtype)
         src, pos, state = flatten_levels([feat], [mask], [pos], list(images.image_sizes))
