@@ -22,6 +22,7 @@ STUDIES = {
                                    "--seeds", "0", "1", "2"],
     "docs/results/families/dab_deformable_detr": ["--family", "dab_deformable_detr", "--per-image", "--iters", "200",
                                                   "--seeds", "0", "1", "2"],
+    "docs/results/families/dab_detr": ["--family", "dab_detr", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher300_students150": ["--per-image", "--no-inconsistent", "--iters", "150",
@@ -142,6 +143,39 @@ def test_single_scale_comparison_rows_are_their_records():
     assert (f"| ours | {ours[500]['bbox/AP']:.2f} / {ours[500]['bbox/AP50']:.2f} | "
             f"{ours[1000]['bbox/AP']:.2f} / {ours[1000]['bbox/AP50']:.2f} |") in doc
     assert f"| detrex | {detrex['AP']:.2f} / {detrex['AP50']:.2f} | not run |" in doc
+
+
+def test_single_scale_probe_rows_are_their_records():
+    """Every run of docs/results/single_scale/probes has its row in docs/RESULTS.md with its class / GIoU
+    terms at iterations 400 and 800 and its last AP / AP50."""
+    folder = os.path.join(ROOT, "docs", "results", "single_scale", "probes")
+    runs = sorted(os.listdir(folder))
+    assert len(runs) >= 8, runs
+    lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
+    for run in runs:
+        with open(os.path.join(folder, run, "metrics.json")) as f:
+            rows = [json.loads(line) for line in f]
+        terms = {r["iteration"] + 1: (r["loss_class"], r["loss_giou"]) for r in rows if "loss_class" in r}
+        last = [r for r in rows if "bbox/AP" in r][-1]
+        cells = [f"{terms[it][0]:.3f} / {terms[it][1]:.3f}" for it in (400, 800)]
+        cells.append(f"{last['bbox/AP']:.2f} / {last['bbox/AP50']:.2f}")
+        named = [ln for ln in lines if ln.startswith(f"| `probes/{run}` |")]
+        assert len(named) == 1, f"docs/RESULTS.md has {len(named)} rows for the probe {run}"
+        assert named[0].endswith(" | " + " | ".join(cells) + " |"), (named[0], cells)
+
+
+def test_dab_detr_longer_student_rows_are_their_records():
+    """The 800-iteration DAB-DETR students in docs/RESULTS.md quote every evaluation of their records."""
+    folder = os.path.join(ROOT, "docs", "results", "families", "dab_detr", "longer")
+    runs = sorted(os.listdir(folder))
+    assert len(runs) == 2, runs
+    lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
+    for run in runs:
+        with open(os.path.join(folder, run, "metrics.json")) as f:
+            evals = [json.loads(line) for line in f]
+        cells = " | ".join(f"{r['bbox/AP']:.1f}" for r in sorted(evals, key=lambda r: r["iteration"]) if "bbox/AP" in r)
+        named = [ln for ln in lines if ln.startswith(f"| `longer/{run}` |")]
+        assert len(named) == 1 and named[0].endswith(f" | {cells} |"), (run, cells, named)
 
 
 def diagnosis_row(name: str, folder: str) -> str:
