@@ -165,7 +165,7 @@ def main():
     p.add_argument("--out", default="output/detrex_dab_detr")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--schedule-iters", type=int, default=None,
-                   help="max_iter the LR schedule is spread over (default: the config's train.max_iter = 1000, "
+                   help="max_iter the LR schedule is spread over (default: the config's train.max_iter, 4000, "
                         "as train_net.py; pass N to mirror a run of ours with train.max_iter=N)")
     p.add_argument("--log-period", type=int, default=10)
     p.add_argument("--window", type=int, default=None,
