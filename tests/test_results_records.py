@@ -149,7 +149,7 @@ def test_single_scale_probe_rows_are_their_records():
     """Every run of docs/results/single_scale/probes has its row in docs/RESULTS.md with its class / GIoU
     terms at iterations 400 and 800 and its last AP / AP50."""
     folder = os.path.join(ROOT, "docs", "results", "single_scale", "probes")
-    runs = sorted(os.listdir(folder))
+    runs = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     assert len(runs) >= 8, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
@@ -176,6 +176,22 @@ def test_dab_detr_longer_student_rows_are_their_records():
         cells = " | ".join(f"{r['bbox/AP']:.1f}" for r in sorted(evals, key=lambda r: r["iteration"]) if "bbox/AP" in r)
         named = [ln for ln in lines if ln.startswith(f"| `longer/{run}` |")]
         assert len(named) == 1 and named[0].endswith(f" | {cells} |"), (run, cells, named)
+
+
+def test_single_scale_probe_printout_is_quoted():
+    """The feature scales and box spreads docs/RESULTS.md quotes are those of the committed printout of
+    tools/probe_single_scale.py."""
+    import re
+
+    text = open(os.path.join(ROOT, "docs", "results", "single_scale", "probes", "probe_single_scale.txt")).read()
+    section = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().split("### What the single-scale models read")[1]
+    projections = re.findall(r"^projection std ([0-9.]+)", text, re.M)
+    spreads = re.findall(r"^box std across images ([0-9.]+), across queries ([0-9.]+)", text, re.M)
+    assert len(projections) == len(spreads) == 4, text
+    for std in projections[:3]:
+        assert f"{float(std):.1f}" in section, std
+    for across_images, across_queries in spreads:
+        assert across_images in section and across_queries in section, (across_images, across_queries)
 
 
 def diagnosis_row(name: str, folder: str) -> str:

@@ -11,7 +11,7 @@ detrex is not a dependency and none of its code is in this repository: point ``-
         --eval --out output/detrex_dab_detr model.input_norm_groups=0
     # ours, same schedule and seed:
     .venv/bin/python train_net.py --config-file configs/synthetic/dab_detr_r50.py train.max_iter=2000 \
-        train.eval_period=500 train.seed=0 model.input_norm_groups=0
+        train.eval_period=500 train.seed=0 model.input_norm_groups=0 train.output_dir=output/single_scale/dab_detr_r50
 
 detrex's DAB-DETR projects the backbone level with a bare 1x1 convolution, so the comparison needs
 ``model.input_norm_groups=0`` (the synthetic configs' GroupNorm after it is ours); without it the tool refuses.
@@ -86,7 +86,7 @@ def import_detrex(DETREX):
 
 def build_model(cfg, D, device):
     """detrex's projects/dab_detr/configs/models/dab_detr_r50.py with our synthetic sizes; the backbone
-    is our config's node (Detectron2 ResNet-50, BN, freeze_at=0, out_features=[res4])."""
+    is our config's node (Detectron2 ResNet-50, BN, freeze_at=0, the level the config and its overrides give)."""
     import torch.nn as nn
     from detectron2.config import instantiate
 

@@ -5,6 +5,6 @@ from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset 
 
 model = synthetic_dab_detr(depth=50)
 train.output_dir = "./output/synthetic/dab_detr_r50"
-# 4x DINO's 1000 iterations (the schedule's warm-up and decay scale with it): 0.7 AP at 1000, 32.6 at 4000
+# 4x DINO's 1000 iterations (warm-up and decay scale with it): 0.7 AP at iteration 1000 of it, 32.6 at 4000
 # (docs/RESULTS.md, "A DAB-DETR R50 teacher in this setting"; 44 min on 2 CPU cores)
 train.max_iter = 4000
