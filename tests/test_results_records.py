@@ -168,7 +168,7 @@ def test_dab_detr_longer_student_rows_are_their_records():
     """The 800-iteration DAB-DETR students in docs/RESULTS.md quote every evaluation of their records."""
     folder = os.path.join(ROOT, "docs", "results", "families", "dab_detr", "longer")
     runs = sorted(os.listdir(folder))
-    assert len(runs) == 2, runs
+    assert len(runs) == 4, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
         with open(os.path.join(folder, run, "metrics.json")) as f:
