@@ -80,12 +80,15 @@ def test_rebuild_refuses_a_missing_record(tmp_path):
     assert proc.returncode != 0 and "--rebuild: no record" in proc.stderr
 
 
+def _metrics_rows(metrics_json: str) -> list:
+    """Every row of a Detectron2 metrics.json (one JSON object per line), in file order."""
+    with open(metrics_json) as f:
+        return [json.loads(line) for line in f]
+
+
 def _final_evaluation(metrics_json: str) -> dict:
     """The last row of a Detectron2 metrics.json that holds an evaluation (``bbox/AP``)."""
-    import json
-
-    rows = [json.loads(line) for line in open(metrics_json)]
-    return [r for r in rows if "bbox/AP" in r][-1]
+    return [r for r in _metrics_rows(metrics_json) if "bbox/AP" in r][-1]
 
 
 def test_demo_teachers_are_quoted_with_their_records():
@@ -123,13 +126,11 @@ def test_pretrained_backbone_rows_are_their_records():
 
 def test_single_scale_comparison_rows_are_their_records():
     """The side-by-side of our DAB-DETR and detrex's quotes each record's losses and APs."""
-    import json
-
     folder = os.path.join(ROOT, "docs", "results", "single_scale")
     doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
     curves = {}
     for run in ("dab_detr_r50", "detrex_dab_detr_r50"):
-        rows = [json.loads(line) for line in open(os.path.join(folder, run, "metrics.json"))]
+        rows = _metrics_rows(os.path.join(folder, run, "metrics.json"))
         curves[run] = {}
         for r in rows:
             if "loss_class" in r:
@@ -137,8 +138,8 @@ def test_single_scale_comparison_rows_are_their_records():
     for it in (10, 50, 100, 200, 300, 400, 500):
         cells = " | ".join(f"{c:.3f} / {g:.3f}" for c, g in (curves[run][it] for run in curves))
         assert f"| {it} | {cells} |" in doc, f"iteration {it}: {cells}"
-    ours = [json.loads(line) for line in open(os.path.join(folder, "dab_detr_r50", "metrics.json"))]
-    ours = {r["iteration"] + 1: r for r in ours if "bbox/AP" in r}
+    ours = {r["iteration"] + 1: r for r in _metrics_rows(os.path.join(folder, "dab_detr_r50", "metrics.json"))
+            if "bbox/AP" in r}
     detrex = json.load(open(os.path.join(folder, "detrex_dab_detr_r50", "eval.json")))["bbox"]
     assert (f"| ours | {ours[500]['bbox/AP']:.2f} / {ours[500]['bbox/AP50']:.2f} | "
             f"{ours[1000]['bbox/AP']:.2f} / {ours[1000]['bbox/AP50']:.2f} |") in doc
@@ -153,8 +154,7 @@ def test_single_scale_probe_rows_are_their_records():
     assert len(runs) >= 8, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
-        with open(os.path.join(folder, run, "metrics.json")) as f:
-            rows = [json.loads(line) for line in f]
+        rows = _metrics_rows(os.path.join(folder, run, "metrics.json"))
         terms = {r["iteration"] + 1: (r["loss_class"], r["loss_giou"]) for r in rows if "loss_class" in r}
         last = [r for r in rows if "bbox/AP" in r][-1]
         cells = [f"{terms[it][0]:.3f} / {terms[it][1]:.3f}" for it in (400, 800)]
@@ -171,9 +171,8 @@ def test_dab_detr_longer_student_rows_are_their_records():
     assert len(runs) == 4, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
-        with open(os.path.join(folder, run, "metrics.json")) as f:
-            evals = [json.loads(line) for line in f]
-        cells = " | ".join(f"{r['bbox/AP']:.1f}" for r in sorted(evals, key=lambda r: r["iteration"]) if "bbox/AP" in r)
+        evals = sorted(_metrics_rows(os.path.join(folder, run, "metrics.json")), key=lambda r: r["iteration"])
+        cells = " | ".join(f"{r['bbox/AP']:.1f}" for r in evals if "bbox/AP" in r)
         named = [ln for ln in lines if ln.startswith(f"| `longer/{run}` |")]
         assert len(named) == 1 and named[0].endswith(f" | {cells} |"), (run, cells, named)
 
@@ -197,8 +196,7 @@ def test_single_scale_probe_printout_is_quoted():
 def diagnosis_row(name: str, folder: str) -> str:
     """The row docs/RESULTS.md gives a diagnostic run: AP at its two evaluations, and its ground-truth
     GIoU and KD-DETR terms (last decoder layer) at its last logged iteration."""
-    with open(os.path.join(folder, "metrics.json")) as f:
-        rows = [json.loads(line) for line in f]
+    rows = _metrics_rows(os.path.join(folder, "metrics.json"))
     ap = [r["bbox/AP"] for r in sorted(rows, key=lambda r: r["iteration"]) if "bbox/AP" in r]
     last = [r for r in rows if "total_loss" in r][-1]
     cells = [f"`{name}`", *(f"{a:.1f}" for a in ap)]

@@ -53,13 +53,15 @@ def main() -> None:
         batch += inputs
         if len(batch) >= args.images:
             break
+    seen = {}  # what encode() computes on the way: the projection and the (normalised) encoder input
+    model.input_proj.register_forward_hook(lambda mod, args, out: seen.update(projected=out))
+    model.input_norm.register_forward_hook(lambda mod, args, out: seen.update(encoder_input=out))
     with torch.no_grad():
         images, padding_mask = model.preprocess_image(batch[: args.images])
-        projected = model.input_proj(model.backbone(images.tensor)[model.in_feature])
         state = model.encode(images, padding_mask)
         boxes = model.decode(state, [QueryGroup("det", model.default_queries(state))])[0].boxes[-1]  # [B, N, 4]
     print(f"{args.checkpoint} on {len(batch[: args.images])} images of {cfg.dataloader.test.dataset.names}")
-    print(f"projection std {projected.std():.3f}, encoder input std {model.input_norm(projected).std():.3f}")
+    print(f"projection std {seen['projected'].std():.3f}, encoder input std {seen['encoder_input'].std():.3f}")
     print(f"box std across images {boxes.std(0).mean():.4f}, across queries {boxes.std(1).mean():.4f}")
 
 
