@@ -131,6 +131,15 @@ def test_probe_points_agreement_is_zero_for_identical_predictions_and_references
     assert len(probe_points.agreement(same, same, ref[..., :2])) == 2
 
 
+def test_detrex_dab_detr_refuses_our_group_norm(tmp_path):
+    """detrex's DAB-DETR has no norm after its projection: the comparison needs model.input_norm_groups=0."""
+    model_file = tmp_path / "projects" / "dab_detr" / "modeling" / "dab_detr.py"
+    model_file.parent.mkdir(parents=True)
+    model_file.write_text("")  # checked before detrex is imported
+    proc = run(["tools/detrex_dab_detr.py", "--detrex-src", str(tmp_path)])
+    assert proc.returncode != 0 and "add model.input_norm_groups=0" in proc.stderr, proc.stderr[-800:]
+
+
 def test_probe_single_scale_refuses_a_multi_scale_config(tmp_path):
     proc = run(["tools/probe_single_scale.py", "--config-file", "configs/synthetic/dino_r18.py", "--checkpoint",
                 str(tmp_path / "x.pth")])

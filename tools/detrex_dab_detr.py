@@ -190,15 +190,14 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     import kddetr.data  # noqa: F401  registers synthetic_train/val and synthetic-backbone://
-    from kddetr.data import build_train_loader
-
-    D = import_detrex(os.path.abspath(args.detrex_src))
     from kddetr.config import load_config
+    from kddetr.data import build_train_loader
 
     cfg = load_config(CONFIG, args.opts)
     if cfg.model.input_norm_groups:
         raise SystemExit("detrex's DAB-DETR has no GroupNorm after its input projection: add "
                          "model.input_norm_groups=0 (and the same override to the train_net.py run compared with it)")
+    D = import_detrex(os.path.abspath(args.detrex_src))
     device = "cpu"  # the config says cuda when available; this script is for the CPU comparison
     if torch.cuda.is_available():
         device = cfg.train.device
