@@ -22,7 +22,9 @@ STUDIES = {
                                    "--seeds", "0", "1", "2"],
     "docs/results/families/dab_deformable_detr": ["--family", "dab_deformable_detr", "--per-image", "--iters", "200",
                                                   "--seeds", "0", "1", "2"],
-    "docs/results/families/dab_detr": ["--family", "dab_detr", "--iters", "200", "--seeds", "0", "1", "2"],
+    "docs/results/families/dab_detr": ["--family", "dab_detr", "--per-image", "--iters", "800", "--seeds", "0", "1",
+                                       "2"],
+    "docs/results/families/dab_detr/students200": ["--family", "dab_detr", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher300_students150": ["--per-image", "--no-inconsistent", "--iters", "150",
@@ -164,17 +166,32 @@ def test_single_scale_probe_rows_are_their_records():
         assert named[0].endswith(" | " + " | ".join(cells) + " |"), (named[0], cells)
 
 
-def test_dab_detr_longer_student_rows_are_their_records():
-    """The 800-iteration DAB-DETR students in docs/RESULTS.md quote every evaluation of their records."""
-    folder = os.path.join(ROOT, "docs", "results", "families", "dab_detr", "longer")
-    runs = sorted(os.listdir(folder))
-    assert len(runs) == 4, runs
+def test_dab_detr_row_evaluations_are_their_records():
+    """docs/RESULTS.md quotes every evaluation (200, 400, 600, 800) of each run of the DAB-DETR row."""
+    folder = os.path.join(ROOT, "docs", "results", "families", "dab_detr")
+    runs = sorted(d for d in os.listdir(folder) if "_seed" in d)
+    assert len(runs) == 9, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
         evals = sorted(_metrics_rows(os.path.join(folder, run, "metrics.json")), key=lambda r: r["iteration"])
-        cells = " | ".join(f"{r['bbox/AP']:.1f}" for r in evals if "bbox/AP" in r)
-        named = [ln for ln in lines if ln.startswith(f"| `longer/{run}` |")]
-        assert len(named) == 1 and named[0].endswith(f" | {cells} |"), (run, cells, named)
+        cells = [f"{r['bbox/AP']:.1f}" for r in evals if "bbox/AP" in r]
+        assert len(cells) == 4, (run, cells)
+        named = [ln for ln in lines if ln.startswith(f"| `dab_detr/{run}` |")]
+        assert len(named) == 1 and named[0] == f"| `dab_detr/{run}` | {' | '.join(cells)} |", (run, cells, named)
+
+
+@pytest.mark.parametrize("family,name", [("dab_detr", "DAB-DETR"), ("conditional_detr", "Conditional DETR")])
+def test_single_scale_teacher_curves_are_their_records(family, name):
+    """The AP-per-evaluation row of "A <family> R50 teacher in this setting" in docs/RESULTS.md is the
+    committed teacher record's."""
+    record = os.path.join(ROOT, "docs", "results", "families", family, "teacher", "metrics.json")
+    rows = _metrics_rows(record)
+    last = max(r["iteration"] for r in rows if "total_loss" in r) + 1
+    evals = sorted((min(r["iteration"] + 1, last), r["bbox/AP"]) for r in rows if "bbox/AP" in r)
+    doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    section = doc.split(f"### A {name} R50 teacher in this setting", 1)[1].split("\n### ", 1)[0]
+    assert f"| iteration | {' | '.join(str(it) for it, _ in evals)} |" in section, evals
+    assert f"| AP | {' | '.join(f'{ap:.1f}' for _, ap in evals)} |" in section, evals
 
 
 def test_single_scale_probe_printout_is_quoted():

@@ -6,8 +6,8 @@
 configs/synthetic/<family>_*.py.
 
 1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
-   file exists, else trains it with configs/synthetic/<family>_r50.py (its ``train.max_iter``: 1000, DAB-DETR
-   4000; or ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores, DAB-DETR 44 min) at seed 0.
+   file exists, else trains it with configs/synthetic/<family>_r50.py (its ``train.max_iter``: 1000, DAB-DETR and
+   Conditional DETR 4000; or ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores, DAB-DETR 44 min) at seed 0.
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
    (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
    baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with ``--per-image`` KD-DETR
@@ -294,7 +294,7 @@ def main() -> None:
     parser.add_argument("--family", default="dino", choices=FAMILIES + ["all"])
     parser.add_argument("--teacher", default="", help="default: output/synthetic/<family>_r50/model_final.pth")
     parser.add_argument("--teacher-iters", type=int, default=0, help="train a missing teacher this long (default: "
-                        "the config's train.max_iter: 1000, DAB-DETR 4000)")
+                        "the config's train.max_iter: 1000, DAB-DETR and Conditional DETR 4000)")
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--eval-period", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
