@@ -7,7 +7,8 @@ configs/synthetic/<family>_*.py.
 
 1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
    file exists, else trains it with configs/synthetic/<family>_r50.py (its ``train.max_iter``: 1000, DAB-DETR and
-   Conditional DETR 4000; or ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores, DAB-DETR 44 min) at seed 0.
+   Conditional DETR 4000; or ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores, DAB-DETR 44 min, Conditional
+   DETR 27 min) at seed 0.
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
    (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
    baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with ``--per-image`` KD-DETR
@@ -26,6 +27,8 @@ cost of the same configs (FLOPs, step times) is tools/distill_cost.py's.
     .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
     .venv/bin/python tools/benchmark_kd.py --family all --detrdistill --layer-compression --no-inconsistent \
         --iters 200 --eval-period 100 --seeds 0 1 2 --output output/families   # docs/RESULTS.md family table
+    .venv/bin/python tools/benchmark_kd.py --family dab_detr --per-image --iters 800 --eval-period 200 \
+        --seeds 0 1 2 --output output/families/dab_detr_800   # its DAB-DETR row (200 is too short there)
     .venv/bin/python tools/benchmark_kd.py --summary --output docs/results/families   # one row per family
     .venv/bin/python tools/benchmark_kd.py --detrdistill --per-image --no-inconsistent --iters 200 \
         --eval-period 100 --seeds 0 1 2 --teacher-iters 500
