@@ -24,6 +24,8 @@ STUDIES = {
                                                   "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr": ["--family", "dab_detr", "--per-image", "--iters", "800", "--seeds", "0", "1",
                                        "2"],
+    "docs/results/families/conditional_detr": ["--family", "conditional_detr", "--per-image", "--detrdistill",
+                                               "--iters", "800", "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr/students200": ["--family", "dab_detr", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/demo/teacher400_students100": ["--per-image", "--no-inconsistent", "--iters", "100",
                                                  "--seeds", "0", "1", "2"],
@@ -166,18 +168,20 @@ def test_single_scale_probe_rows_are_their_records():
         assert named[0].endswith(" | " + " | ".join(cells) + " |"), (named[0], cells)
 
 
-def test_dab_detr_row_evaluations_are_their_records():
-    """docs/RESULTS.md quotes every evaluation (200, 400, 600, 800) of each run of the DAB-DETR row."""
-    folder = os.path.join(ROOT, "docs", "results", "families", "dab_detr")
+@pytest.mark.parametrize("family,arms", [("dab_detr", 3), ("conditional_detr", 4)])
+def test_single_scale_row_evaluations_are_their_records(family, arms):
+    """docs/RESULTS.md quotes every evaluation (200, 400, 600, 800) of each run of the DAB-DETR and
+    Conditional DETR rows (three seeds per arm)."""
+    folder = os.path.join(ROOT, "docs", "results", "families", family)
     runs = sorted(d for d in os.listdir(folder) if "_seed" in d)
-    assert len(runs) == 9, runs
+    assert len(runs) == 3 * arms, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
         evals = sorted(_metrics_rows(os.path.join(folder, run, "metrics.json")), key=lambda r: r["iteration"])
         cells = [f"{r['bbox/AP']:.1f}" for r in evals if "bbox/AP" in r]
         assert len(cells) == 4, (run, cells)
-        named = [ln for ln in lines if ln.startswith(f"| `dab_detr/{run}` |")]
-        assert len(named) == 1 and named[0] == f"| `dab_detr/{run}` | {' | '.join(cells)} |", (run, cells, named)
+        named = [ln for ln in lines if ln.startswith(f"| `{family}/{run}` |")]
+        assert len(named) == 1 and named[0] == f"| `{family}/{run}` | {' | '.join(cells)} |", (run, cells, named)
 
 
 @pytest.mark.parametrize("family,name", [("dab_detr", "DAB-DETR"), ("conditional_detr", "Conditional DETR")])
