@@ -1,11 +1,14 @@
 """Every file in configs/ loads and instantiates."""
 import glob
 import os
+import re
+import sys
 
 import pytest
 import torch
 from conftest import ROOT
 from detectron2.config import LazyConfig, instantiate
+from omegaconf import OmegaConf
 
 CONFIGS = sorted(os.path.relpath(p, ROOT)
                  for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
@@ -88,3 +91,30 @@ def test_pair_configs_use_the_papers_point_counts_and_layer_compression():
         assert (cfg.model.student.encoder.num_layers, cfg.model.student.decoder.num_layers) == (enc, dec)
         assert (cfg.model.teacher.encoder.num_layers, cfg.model.teacher.decoder.num_layers) == (6, 6)
         assert cfg.model.loss.layers == "all"  # every student layer -> the teacher's last layer
+
+
+def test_synthetic_layer_compression_students_are_shallower_than_their_teacher():
+    """configs/synthetic/layer_compression/: each student cuts layers of the synthetic teacher's 2/3
+    (not the paper's 6/6: a literal 6/2 student would have three times its encoder), its baseline
+    has the same layers, and KD-DETR's class term is per image (the one that gains for DAB-DETR here)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import benchmark_kd
+
+    teacher = LazyConfig.load(os.path.join(ROOT, "configs/synthetic/dab_detr_r50.py")).model
+    depth = (teacher.encoder.num_layers, teacher.decoder.num_layers)
+    assert depth == (2, 3)
+    pairs = [c for c, _ in benchmark_kd.COMPRESSED.values() if "_r50_r18_" in c]
+    named = [tuple(int(n) for n in re.search(r"_enc(\d+)_dec(\d+)\.py$", c).groups()) for c in pairs]
+    assert sorted(named) == [(1, 2), (2, 2)], pairs
+    for path, student in zip(pairs, named):
+        cfg = LazyConfig.load(os.path.join(ROOT, path))
+        assert (cfg.model.student.encoder.num_layers, cfg.model.student.decoder.num_layers) == student, path
+        assert student[0] <= depth[0] and student[1] <= depth[1] and student != depth, path
+        assert (cfg.model.teacher.encoder.num_layers, cfg.model.teacher.decoder.num_layers) == depth
+        assert cfg.model.loss.normalization == "per_image" and cfg.model.loss.layers == "all"
+        alone = LazyConfig.load(os.path.join(ROOT, path.replace("_r50_r18_", "_r18_")))
+        assert (alone.model.encoder.num_layers, alone.model.decoder.num_layers) == student, path
+        # the baseline trains on the same schedule: only the teacher and the KD losses differ
+        for key in ("train.max_iter", "train.init_checkpoint", "optimizer.lr", "optimizer.weight_decay",
+                    "dataloader.train.total_batch_size", "lr_multiplier.scheduler.milestones"):
+            assert OmegaConf.select(alone, key) == OmegaConf.select(cfg, key) is not None, (path, key)

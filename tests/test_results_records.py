@@ -24,6 +24,7 @@ STUDIES = {
                                                   "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr": ["--family", "dab_detr", "--per-image", "--iters", "800", "--seeds", "0", "1",
                                        "2"],
+    "docs/results/families/dab_detr/table3": ["--layer-compression", "--iters", "800", "--seeds", "0", "1", "2"],
     "docs/results/families/conditional_detr": ["--family", "conditional_detr", "--per-image", "--detrdistill",
                                                "--iters", "800", "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr/students200": ["--family", "dab_detr", "--iters", "200", "--seeds", "0", "1", "2"],
@@ -176,13 +177,18 @@ def test_single_scale_probe_rows_are_their_records():
         assert named[0].endswith(" | " + " | ".join(cells) + " |"), (named[0], cells)
 
 
-@pytest.mark.parametrize("family,arms", [("dab_detr", 3), ("conditional_detr", 4)])
-def test_single_scale_row_evaluations_are_their_records(family, arms):
+@pytest.mark.parametrize("family,arms,probes", [("dab_detr", 3, 0), ("dab_detr/table3", 4, 0),
+                                                ("conditional_detr", 4, 0)])
+def test_single_scale_row_evaluations_are_their_records(family, arms, probes):
     """docs/RESULTS.md quotes every evaluation (200, 400, 600, 800) of each run of the DAB-DETR and
-    Conditional DETR rows (three seeds per arm)."""
+    Conditional DETR rows and of DAB-DETR's Table 3 students (three seeds per arm; one-seed probes in a
+    ``probes/`` folder beside them, none committed yet)."""
     folder = os.path.join(ROOT, "docs", "results", "families", family)
     runs = sorted(d for d in os.listdir(folder) if "_seed" in d)
     assert len(runs) == 3 * arms, runs
+    probed = os.path.join(folder, "probes")
+    runs += [f"probes/{d}" for d in sorted(os.listdir(probed)) if "_seed" in d] if os.path.isdir(probed) else []
+    assert len(runs) == 3 * arms + probes, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
         cells = [f"{m['AP']:.1f}" for _, m in _evaluations(os.path.join(folder, run))]
@@ -201,6 +207,10 @@ def test_single_scale_teacher_curves_are_their_records(family, name):
     section = doc.split(f"### A {name} R50 teacher in this setting", 1)[1].split("\n### ", 1)[0]
     assert f"| iteration | {' | '.join(str(it) for it, _ in evals)} |" in section, evals
     assert f"| AP | {' | '.join(f'{ap:.1f}' for _, ap in evals)} |" in section, evals
+    rerun = os.path.join(ROOT, "docs", "results", "families", family, "table3", "teacher")
+    if os.path.isdir(rerun):  # DAB-DETR's: the same command again, the Table 3 students' teacher
+        cells = " | ".join(f"{m['AP']:.1f}" for _, m in _evaluations(rerun))
+        assert f"| AP, the same command again (fresh machine, session 12) | {cells} |" in section
 
 
 def test_single_scale_probe_printout_is_quoted():

@@ -56,9 +56,18 @@ def test_benchmark_kd_gives_a_teacher_it_trains_the_shared_overrides():
     assert benchmark_kd.teacher_opts(opts) == ['train.init_checkpoint=""', "optimizer.lr=1e-4"]
 
 
-def test_benchmark_kd_layer_compression_is_dab_detrs(tmp_path):
-    proc = run(["tools/benchmark_kd.py", "--layer-compression", "--output", str(tmp_path)])
-    assert proc.returncode != 0 and "add --family dab_detr" in proc.stderr
+def test_benchmark_kd_layer_compression_is_dab_detrs_own_study(tmp_path):
+    """--layer-compression trains only the DAB-DETR Table 3 students (the family's own arms are another
+    study, with its own teacher record): other families and arms are refused, and its first run is the
+    2/2 student alone."""
+    for extra, message in ((["--family", "dino"], "drop --family dino"), (["--per-image"], "drop --per-image"),
+                           (["--fast-students"], "run one at a time")):
+        proc = run(["tools/benchmark_kd.py", "--layer-compression", *extra, "--output", str(tmp_path)])
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-1000:]
+    (tmp_path / "teacher").mkdir()
+    proc = run(["tools/benchmark_kd.py", "--layer-compression", "--rebuild", "--seeds", "0", "--output", str(tmp_path)])
+    assert proc.returncode != 0
+    assert "no record" in proc.stderr and "dab_detr_r18_enc2_dec2_seed0/metrics.json" in proc.stderr, proc.stderr
 
 
 def test_benchmark_kd_detrdistill_names_the_families_that_have_it(tmp_path):

@@ -1,8 +1,0 @@
-"""DAB-DETR R18 with 6 encoder and 2 decoder layers on the embedded synthetic shapes: the student
-baseline of configs/synthetic/layer_compression/dab_detr_r50_r18_enc6_dec2.py (KD-DETR Table 3,
-same schedule, no teacher)."""
-from ..dab_detr_r18 import dataloader, lr_multiplier, model, optimizer, train, user_dataset  # noqa: F401
-
-model.encoder.num_layers = 6
-model.decoder.num_layers = 2
-train.output_dir = "./output/synthetic/layer_compression/dab_detr_r18_enc6_dec2"
