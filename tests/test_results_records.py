@@ -122,6 +122,22 @@ def test_demo_teachers_are_quoted_with_their_records():
         assert f"{final['bbox/AP']:.1f} AP" in section or f"| {final['bbox/AP']:.1f} |" in section, setting
 
 
+def test_the_latest_make_demo_table_is_its_records():
+    """The table of the last timed `make demo` in docs/RESULTS.md is the one tools/demo.py prints from the
+    committed records of its three runs (final AP, AP50, AP75, APs, APm; the gain line too)."""
+    folder = os.path.join(ROOT, "docs", "results", "demo", "teacher400_demo_e8245f0")
+    section = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().split("## `make demo`", 1)[1]
+    ap = {}
+    for title, run, iters in [("teacher DINO R50", "teacher", 400), ("student DINO R18 alone", "student_alone", 100),
+                              ("student DINO R18 + KD-DETR", "student", 100)]:
+        final = _final_evaluation(os.path.join(folder, run, "metrics.json"))
+        assert final["iteration"] == iters, (run, final["iteration"])
+        ap[run] = final["bbox/AP"]
+        cells = " | ".join(f"{final['bbox/' + k]:.1f}" for k in ("AP", "AP50", "AP75", "APs", "APm"))
+        assert f"| {title} | {iters} | 4 | {cells} |" in section, (title, cells)
+    assert f"buys the R18 at 100 iterations: {ap['student'] - ap['student_alone']:+.1f} AP" in section
+
+
 def test_pretrained_backbone_rows_are_their_records():
     """Every record of docs/results/pretrained_backbones is quoted in docs/RESULTS.md, in the
     row that starts with its name, with its final AP."""
@@ -177,12 +193,12 @@ def test_single_scale_probe_rows_are_their_records():
         assert named[0].endswith(" | " + " | ".join(cells) + " |"), (named[0], cells)
 
 
-@pytest.mark.parametrize("family,arms,probes", [("dab_detr", 3, 0), ("dab_detr/table3", 4, 0),
+@pytest.mark.parametrize("family,arms,probes", [("dab_detr", 3, 0), ("dab_detr/table3", 4, 2),
                                                 ("conditional_detr", 4, 0)])
 def test_single_scale_row_evaluations_are_their_records(family, arms, probes):
     """docs/RESULTS.md quotes every evaluation (200, 400, 600, 800) of each run of the DAB-DETR and
     Conditional DETR rows and of DAB-DETR's Table 3 students (three seeds per arm; one-seed probes in a
-    ``probes/`` folder beside them, none committed yet)."""
+    ``probes/`` folder beside them: Table 3's literal 6/2 student, alone and distilled)."""
     folder = os.path.join(ROOT, "docs", "results", "families", family)
     runs = sorted(d for d in os.listdir(folder) if "_seed" in d)
     assert len(runs) == 3 * arms, runs
@@ -195,6 +211,23 @@ def test_single_scale_row_evaluations_are_their_records(family, arms, probes):
         assert len(cells) == 4, (run, cells)
         named = [ln for ln in lines if ln.startswith(f"| `{family}/{run}` |")]
         assert len(named) == 1 and named[0] == f"| `{family}/{run}` | {' | '.join(cells)} |", (run, cells, named)
+
+
+def test_table3_literal_6_2_terms_are_their_records():
+    """The last-layer terms of Table 3's 6/2 probe and of the seed-0 2/2 runs beside it in docs/RESULTS.md
+    are those of their committed records (class / GIoU at 200, 400 and 800; KD-DETR's terms at 200 and 800)."""
+    folder = os.path.join(ROOT, "docs", "results", "families", "dab_detr", "table3")
+    doc = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    for label, run in [("6/2 alone", "probes/dab_detr_r18_enc6_dec2_seed0"),
+                       ("2/2 alone", "dab_detr_r18_enc2_dec2_seed0"),
+                       ("6/2 KD-DETR", "probes/dab_detr_r50_r18_enc6_dec2_seed0"),
+                       ("2/2 KD-DETR", "dab_detr_r50_r18_enc2_dec2_seed0")]:
+        terms = {r["iteration"] + 1: r for r in _metrics_rows(os.path.join(folder, run, "metrics.json"))
+                 if "loss_class" in r}
+        cells = [f"{terms[it]['loss_class']:.3f} / {terms[it]['loss_giou']:.3f}" for it in (200, 400, 800)]
+        cells += [f"{terms[it]['loss_kd_cls']:.3f} / {terms[it]['loss_kd_giou']:.3f}" if "KD" in label else "-"
+                  for it in (200, 800)]
+        assert f"| {label} | {' | '.join(cells)} |" in doc, (label, cells)
 
 
 @pytest.mark.parametrize("family,name", [("dab_detr", "DAB-DETR"), ("conditional_detr", "Conditional DETR")])
