@@ -101,6 +101,11 @@ def _evaluations(run: str) -> list:
     return evaluations(run, 10**9)
 
 
+def _ap_cells(run: str) -> list:
+    """The AP of each evaluation of a run folder, as docs/RESULTS.md quotes them (one decimal)."""
+    return [f"{m['AP']:.1f}" for _, m in _evaluations(run)]
+
+
 def _final_evaluation(metrics_json: str) -> dict:
     """The last row of a Detectron2 metrics.json that holds an evaluation (``bbox/AP``)."""
     return [r for r in _metrics_rows(metrics_json) if "bbox/AP" in r][-1]
@@ -209,7 +214,7 @@ def test_single_scale_row_evaluations_are_their_records(family, arms, probes):
     assert len(runs) == 3 * arms + probes, runs
     lines = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().splitlines()
     for run in runs:
-        cells = [f"{m['AP']:.1f}" for _, m in _evaluations(os.path.join(folder, run))]
+        cells = _ap_cells(os.path.join(folder, run))
         assert len(cells) == 4, (run, cells)
         named = [ln for ln in lines if ln.startswith(f"| `{family}/{run}` |")]
         assert len(named) == 1 and named[0] == f"| `{family}/{run}` | {' | '.join(cells)} |", (run, cells, named)
@@ -235,8 +240,7 @@ def test_table3_literal_6_2_terms_are_their_records():
 def test_the_longer_deformable_detr_teacher_is_its_record():
     """The AP-per-evaluation row of the 2,000-iteration plain Deformable DETR teacher in docs/RESULTS.md is
     its committed record's."""
-    cells = " | ".join(f"{m['AP']:.1f}" for _, m in _evaluations(os.path.join(
-        ROOT, "docs", "results", "families", "deformable_detr", "teacher_2000")))
+    cells = " | ".join(_ap_cells(os.path.join(ROOT, "docs", "results", "families", "deformable_detr", "teacher_2000")))
     assert f"| AP, 2,000-iteration schedule | {cells} |" in open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
 
 
@@ -252,7 +256,7 @@ def test_single_scale_teacher_curves_are_their_records(family, name):
     assert f"| AP | {' | '.join(f'{ap:.1f}' for _, ap in evals)} |" in section, evals
     rerun = os.path.join(ROOT, "docs", "results", "families", family, "table3", "teacher")
     if os.path.isdir(rerun):  # DAB-DETR's: the same command again, the Table 3 students' teacher
-        cells = " | ".join(f"{m['AP']:.1f}" for _, m in _evaluations(rerun))
+        cells = " | ".join(_ap_cells(rerun))
         assert f"| AP, the same command again (fresh machine, session 12) | {cells} |" in section
 
 
