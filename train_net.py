@@ -44,6 +44,7 @@ from kddetr.config import (
 from kddetr.data import build_train_loader
 from kddetr.distill import KDDETR
 from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap
+from kddetr.engine.teacher_check import TeacherCheckError, check_teacher
 
 logger = logging.getLogger("kddetr")
 INIT_KEY = "train.init_checkpoint"
@@ -156,6 +157,8 @@ def do_train(args, cfg):
         if cfg.train.init_checkpoint:
             load_weights(model, cfg.train.init_checkpoint)
         start_iter = 0
+    if distill and unwrap(model).teacher_weights:  # an untrained teacher is allowed explicitly, not checked
+        check_teacher(unwrap(model).teacher, unwrap(model).teacher_check, cfg.dataloader, unwrap(model).teacher_weights)
     trainer.train(start_iter, cfg.train.max_iter)
 
 
@@ -199,8 +202,8 @@ def cli(argv=None) -> None:
     try:
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
-    except CheckpointError as e:  # a checkpoint that cannot be read or does not match: no traceback needed
-        raise SystemExit(f"train_net.py: {e}") from None
+    except (CheckpointError, TeacherCheckError) as e:  # a checkpoint that cannot be read, does not match, or
+        raise SystemExit(f"train_net.py: {e}") from None  # a teacher that predicts nothing: no traceback needed
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from .models.dab_detr import dab_detr
 model = L(KDDETR)(
     teacher=dab_detr(depth=101),
     teacher_weights="checkpoints/dab_detr_r101.pth",
+    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=dab_detr(depth=50),
     points=kd_points(general=300, specific=True),
-    loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
+    # the class term per image, x 2: the authors' sum over a process's images at their 2 per GPU, on any layout
+    loss=kd_loss(temperature=10.0, cls=2.0, l1=5.0, giou=2.0),
 )
 
 # Data, AdamW, the 50-epoch schedule and the student's ImageNet weights are the student baseline's

@@ -20,6 +20,7 @@ from .models.deformable_detr import deformable_detr
 model = L(KDDETR)(
     teacher=deformable_detr(depth=101),
     teacher_weights="checkpoints/deformable_detr_r101.pth",
+    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=deformable_detr(depth=50),
     points=[],  # no KD-DETR points: DETRDistill alone
     loss=None,

@@ -17,6 +17,7 @@ from .models.dino import dino
 model = L(KDDETR)(
     teacher=dino(depth=101),
     teacher_weights="checkpoints/dino_r101.pth",
+    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=dino(depth=18),
     points=[],  # no KD-DETR points: DETRDistill alone
     loss=None,

@@ -18,9 +18,11 @@ from .models.dino import dino
 model = L(KDDETR)(
     teacher=dino(depth=50),
     teacher_weights="checkpoints/dino_r50.pth",
+    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=dino(depth=18),
     points=kd_points(general=900, specific=True),  # 900 random anchors + the teacher's 900 queries
-    loss=kd_loss(temperature=10.0, cls=1.0, l1=5.0, giou=2.0),
+    # the class term per image, x 2: the authors' sum over a process's images at their 2 per GPU, on any layout
+    loss=kd_loss(temperature=10.0, cls=2.0, l1=5.0, giou=2.0),
 )
 
 # Data, AdamW (on the student's parameters only: the teacher is frozen), the 12-epoch schedule and the

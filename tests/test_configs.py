@@ -10,6 +10,8 @@ from conftest import ROOT
 from detectron2.config import LazyConfig, instantiate
 from omegaconf import OmegaConf
 
+from kddetr.distill import KDDETRLoss
+
 CONFIGS = sorted(os.path.relpath(p, ROOT)
                  for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
 
@@ -64,7 +66,8 @@ def test_kd_pair_configs_say_where_weights_come_from():
     assert cfg.model.teacher.backbone.stages.depth == 50 and cfg.model.student.backbone.stages.depth == 18
     assert cfg.model.points[0].num == 900 and "TeacherQueries" in str(cfg.model.points[1]._target_)
     assert cfg.model.points[0].init == "normal" and cfg.model.points[0].resample
-    assert cfg.model.loss.temperature == 10 and dict(cfg.model.loss.weights) == {"cls": 1.0, "l1": 5.0, "giou": 2.0}
+    assert cfg.model.loss.temperature == 10 and dict(cfg.model.loss.weights) == {"cls": 2.0, "l1": 5.0, "giou": 2.0}
+    assert cfg.model.loss.normalization == "per_image"  # x 2: the authors' loss at their 16 images on 8 GPUs
     assert cfg.train.max_iter == 90000 and cfg.model.teacher_weights and cfg.train.init_checkpoint.endswith("R-18.pkl")
     cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r101_r50.py"))
     assert cfg.model.teacher.backbone.stages.depth == 101 and cfg.model.student.backbone.stages.depth == 50
@@ -80,6 +83,24 @@ def test_family_configs_keep_the_papers_settings(path, queries, epochs_iters):
     assert cfg.model.num_queries == queries and cfg.train.max_iter == epochs_iters
     assert cfg.dataloader.train.dataset.names == "coco_2017_train" and cfg.model.num_classes == 80
     assert cfg.model.encoder.num_layers == 6 and cfg.model.decoder.num_layers == 6
+
+
+def test_every_pair_config_ships_the_layout_invariant_class_term_and_the_teacher_check():
+    """No pair config, tool or the demo sets KD-DETR's normalisation: the default (per image) is what they
+    use, at the weight that is the authors' loss at their layout, and every pair checks its teacher."""
+    pairs = [p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+             if "L(KDDETR)" in open(p).read()]
+    assert len(pairs) >= 18
+    for path in pairs:
+        cfg = LazyConfig.load(path)
+        assert dict(cfg.model.teacher_check) == {"images": 50, "min_ap": 1.0}, path
+        if cfg.model.get("loss") is not None and cfg.model.loss._target_ is KDDETRLoss:
+            assert "normalization" not in cfg.model.loss or cfg.model.loss.normalization == "per_image", path
+            assert cfg.model.loss.weights.cls == 2.0, path
+    for root in ("configs", "tools"):
+        for path in glob.glob(os.path.join(ROOT, root, "**", "*.py"), recursive=True):
+            text = open(path).read()
+            assert "normalization=per_image" not in text and 'normalization = "per_image"' not in text, path
 
 
 def test_pair_configs_use_the_papers_point_counts_and_layer_compression():

@@ -274,3 +274,64 @@ def test_heterogeneous_detrdistill_pair_and_feature_levels_mismatch():
 def test_a_component_given_as_a_string_says_how_to_switch_it_off():
     with pytest.raises(TypeError, match="model.detrdistill.feature=null"):
         DETRDistill(instance=InstanceDistillation(), feature="None")
+
+
+def _twice(x, dim=1):
+    return torch.cat([x, x], dim)
+
+
+def test_feature_loss_is_a_mean_over_image_pixels_whatever_the_batch_layout():
+    """The same images twice (a process holding more of them) give the same loss, and what a padded
+    position holds does not count (the mask is 0 there, and the mean is over image pixels)."""
+    torch.manual_seed(0)
+    B, D, shapes = 2, 16, [(4, 4), (2, 2)]
+    fd = FeatureDistillation(topk=3)
+    fd.bind(D, D)
+    t_feat, s_feat = torch.randn(B, 20, D), torch.randn(B, 20, D)
+    out = DecoderOutput(logits=torch.randn(2, B, 6, 3), boxes=torch.full((2, B, 6, 4), 0.3),
+                        hidden=torch.randn(2, B, 6, D))
+    scores = out.logits.sigmoid()
+
+    def loss(t, s, o, sc, padding=None):
+        t_state, s_state = encoder_state(t, shapes), encoder_state(s, shapes)
+        if padding is not None:
+            t_state.padding_mask = s_state.padding_mask = padding
+        return fd(s_state, t_state, o, sc)
+
+    once = loss(t_feat, s_feat, out, scores)
+    doubled = DecoderOutput(*(_twice(x) for x in (out.logits, out.boxes, out.hidden)))
+    twice = loss(_twice(t_feat, 0), _twice(s_feat, 0), doubled, _twice(scores))
+    for k in once:
+        torch.testing.assert_close(twice[k], once[k])
+    padding = torch.zeros(B, 20, dtype=torch.bool)
+    padding[1, [3, 7, 11, 15, 19]] = True  # image 1 is narrower: its last column of each level is padding
+    garbage = [t_feat.clone(), s_feat.clone()]
+    for g in garbage:
+        g[padding] = 100 * torch.randn(int(padding.sum()), D)
+    padded, with_garbage = loss(t_feat, s_feat, out, scores, padding), loss(*garbage, out, scores, padding)
+    for k in padded:
+        torch.testing.assert_close(with_garbage[k], padded[k])
+        assert padded[k] != once[k]
+
+
+@pytest.mark.parametrize("negatives", ["image", "batch"])
+def test_query_contrast_negatives_come_from_the_same_image(negatives):
+    """The same images twice: with each image's own queries as negatives the loss does not change; with the
+    batch's (the option), the contrast set doubles and the loss grows."""
+    torch.manual_seed(0)
+    qcl = QueryContrast(negatives=negatives)
+    qcl.bind(16, 16)
+    B, N = 2, 5
+    student, teacher = (DecoderOutput(logits=torch.zeros(1, B, N, 3), boxes=torch.zeros(1, B, N, 4),
+                                      hidden=torch.randn(1, B, N, 16)) for _ in range(2))
+    img, idx = torch.arange(B).repeat_interleave(3), torch.tensor([0, 2, 4] * B)
+    once = qcl(student, teacher, [(img, idx, idx)], [0])["loss_qcl"]
+    doubled = [DecoderOutput(*(_twice(x) for x in (o.logits, o.boxes, o.hidden))) for o in (student, teacher)]
+    img2, idx2 = torch.arange(2 * B).repeat_interleave(3), torch.tensor([0, 2, 4] * 2 * B)
+    twice = qcl(*doubled, [(img2, idx2, idx2)], [0])["loss_qcl"]
+    if negatives == "image":
+        torch.testing.assert_close(twice, once)
+    else:
+        assert twice > once + 0.1
+    with pytest.raises(ValueError, match="negatives"):
+        QueryContrast(negatives="all")

@@ -12,7 +12,15 @@ import torch.nn.functional as F
 from conftest import ROOT, build_tiny_dino, synthetic_batch
 from detectron2.config import LazyConfig
 
-from kddetr.distill import KDDETR, Inconsistent, KDDETRLoss, PointPairs, SimilarForeground, SimilarGeneral
+from kddetr.distill import (
+    KDDETR,
+    Inconsistent,
+    KDDETRLoss,
+    PointPairs,
+    SimilarForeground,
+    SimilarGeneral,
+    TeacherQueries,
+)
 from kddetr.distill.kd_detr import BaselineKDLoss
 from kddetr.modeling.seam import DecoderOutput
 
@@ -82,10 +90,13 @@ def close(actual, expected):
 
 
 # ---- KD-DETR ------------------------------------------------------------------------------------
-def test_kd_detr_terms_equal_the_authors_formula():
+AUTHORS = dict(normalization="authors", weights={"cls": 1.0, "l1": 5.0, "giou": 2.0})  # their code at any layout
+
+
+def test_kd_detr_authors_option_equals_the_authors_formula():
     s_logits, s_boxes = random_predictions(2, seed=0)
     t_logits, t_boxes = random_predictions(3, seed=1)  # a deeper teacher: only its last layer counts
-    losses = KDDETRLoss()([PointPairs(s_logits, s_boxes, t_logits, t_boxes)])
+    losses = KDDETRLoss(**AUTHORS)([PointPairs(s_logits, s_boxes, t_logits, t_boxes)])
     assert set(losses) == {f"loss_kd_{n}{tag}" for n in ("cls", "l1", "giou") for tag in ("", "_0")}
     for layer, tag in ((0, "_0"), (1, "")):
         ref = ref_kd_detr(s_logits[layer], s_boxes[layer], t_logits[-1], t_boxes[-1])
@@ -94,33 +105,103 @@ def test_kd_detr_terms_equal_the_authors_formula():
         close(losses[f"loss_kd_giou{tag}"], 2.0 * ref["giou"])
 
 
-def test_kd_detr_per_image_option_divides_the_class_term_by_the_images():
-    s_logits, s_boxes = random_predictions(2, seed=2)
-    t_logits, t_boxes = random_predictions(2, seed=3)
-    B = s_logits.shape[1]
-    losses = KDDETRLoss(normalization="per_image")([PointPairs(s_logits, s_boxes, t_logits, t_boxes)])
-    ref = ref_kd_detr(s_logits[-1], s_boxes[-1], t_logits[-1], t_boxes[-1])
-    close(losses["loss_kd_cls"], ref["cls"] / B)
-    close(losses["loss_kd_l1"], 5.0 * ref["l1"])
-    close(losses["loss_kd_giou"], 2.0 * ref["giou"])
+def test_kd_detr_default_is_the_authors_loss_at_their_layout():
+    """The default (class term per image, weight 2) on a process of 2 images, the authors' layout (16
+    images on 8 GPUs), is their loss to the digit; on 3 images it is not (their sum grows with them)."""
+    for B, equal in ((2, True), (3, False)):
+        s_logits, s_boxes = random_predictions(2, B=B, seed=2)
+        t_logits, t_boxes = random_predictions(2, B=B, seed=3)
+        pairs = [PointPairs(s_logits, s_boxes, t_logits, t_boxes)]
+        default, authors = KDDETRLoss()(pairs), KDDETRLoss(**AUTHORS)(pairs)
+        assert set(default) == set(authors)
+        for k in default:
+            if equal or not k.startswith("loss_kd_cls"):
+                close(default[k], authors[k])
+            else:
+                close(default[k], authors[k] * 2 / B)
     with pytest.raises(ValueError, match="normalization"):
         KDDETRLoss(normalization="mean")
+    with pytest.raises(ValueError, match="class_term"):
+        KDDETRLoss(class_term="softmax2")
+
+
+@pytest.mark.parametrize("class_term", ["softmax", "sigmoid"])
+def test_kd_detr_default_gradient_does_not_depend_on_the_batch_layout(class_term):
+    """Data parallelism averages the processes' gradients. 8 images as 1 process x 8, 2 x 4 or 4 x 2:
+    the per-image loss gives every layout the same gradient; the authors' sum one B times larger."""
+    s_logits, s_boxes = random_predictions(2, B=8, seed=14)
+    t_logits, t_boxes = random_predictions(2, B=8, seed=15)
+
+    def ddp_gradient(loss, processes):
+        s = s_logits.clone().requires_grad_(True)
+        per_process = [loss([PointPairs(*(x[:, i::processes] for x in (s, s_boxes, t_logits, t_boxes)))])
+                       for i in range(processes)]
+        (sum(v["loss_kd_cls"] + v["loss_kd_cls_0"] for v in per_process) / processes).backward()
+        return s.grad
+
+    default = KDDETRLoss(class_term=class_term)
+    authors = KDDETRLoss(class_term=class_term, **AUTHORS)
+    one = ddp_gradient(default, 1)
+    for processes in (2, 4, 8):
+        torch.testing.assert_close(ddp_gradient(default, processes), one)
+        B = 8 // processes
+        torch.testing.assert_close(ddp_gradient(authors, processes), ddp_gradient(authors, 1) * B / 8)
 
 
 def test_kd_detr_class_term_sums_over_images():
-    """The same images twice: the default class term doubles (a sum over all points of all
-    images), the per-image one and the box terms (weighted means) do not change."""
+    """The same images twice: the authors' class term doubles (a sum over all points of all
+    images), the default per-image one and the box terms (weighted means) do not change."""
     s_logits, s_boxes = random_predictions(1, B=2, seed=4)
     t_logits, t_boxes = random_predictions(1, B=2, seed=5)
     once = PointPairs(s_logits, s_boxes, t_logits, t_boxes)
     twice = PointPairs(*(torch.cat([x, x], 1) for x in (s_logits, s_boxes, t_logits, t_boxes)))
-    authors, per_image = KDDETRLoss(), KDDETRLoss(normalization="per_image")
+    authors, per_image = KDDETRLoss(**AUTHORS), KDDETRLoss()
     a1, a2 = authors([once]), authors([twice])
     close(a2["loss_kd_cls"], 2 * a1["loss_kd_cls"])
     close(a2["loss_kd_l1"], a1["loss_kd_l1"])
     close(a2["loss_kd_giou"], a1["loss_kd_giou"])
     close(per_image([twice])["loss_kd_cls"], per_image([once])["loss_kd_cls"])
-    close(a1["loss_kd_cls"], 2 * per_image([once])["loss_kd_cls"])  # B = 2
+    close(a1["loss_kd_cls"], per_image([once])["loss_kd_cls"])  # B = 2 at weight 2
+
+
+def ref_binary_kl(s, t):
+    """Per point ``[P]``: ``T^2 sum_k KL(Bern(sigmoid(t_k / T)) || Bern(sigmoid(s_k / T)))``, from the
+    definition with a loop over the classes."""
+    q_t, q_s = (t.double() / T).sigmoid(), (s.double() / T).sigmoid()
+    kl = torch.zeros(s.shape[0], dtype=torch.float64)
+    for k in range(s.shape[1]):
+        kl += q_t[:, k] * (q_t[:, k] / q_s[:, k]).log() + (1 - q_t[:, k]) * ((1 - q_t[:, k]) / (1 - q_s[:, k])).log()
+    return kl * T * T
+
+
+@pytest.mark.parametrize("K", [7, 1])
+def test_kd_detr_sigmoid_class_term_is_a_binary_kl_per_class(K):
+    """``class_term="sigmoid"``: the teacher-weighted binary KL per class, per image; with one class it
+    still moves the student (the softmax term is 0 there whatever the logits)."""
+    s_logits, s_boxes = random_predictions(2, K=K, seed=16)
+    t_logits, t_boxes = random_predictions(2, K=K, seed=17)
+    B = s_logits.shape[1]
+    pairs = [PointPairs(s_logits, s_boxes, t_logits, t_boxes)]
+    losses = KDDETRLoss(class_term="sigmoid")(pairs)
+    s, t = s_logits[-1].flatten(0, 1), t_logits[-1].flatten(0, 1)
+    w = t.double().sigmoid().max(1)[0]
+    close(losses["loss_kd_cls"], 2.0 * (ref_binary_kl(s, t) * w).sum() / B)
+    assert losses["loss_kd_cls"] > 1e-3
+    softmax = KDDETRLoss()(pairs)["loss_kd_cls"]
+    assert (softmax.abs() < 1e-6) if K == 1 else (softmax > 1e-3)
+    same = KDDETRLoss(class_term="sigmoid")([PointPairs(t_logits, t_boxes, t_logits, t_boxes)])
+    assert same["loss_kd_cls"].abs() < 1e-5
+
+
+@pytest.mark.parametrize("loss", [KDDETRLoss(), BaselineKDLoss()])
+def test_a_softmax_class_term_on_one_class_is_refused(loss):
+    teacher, student = build_tiny_dino(num_classes=1), build_tiny_dino(num_classes=1)
+    points = [TeacherQueries()] if isinstance(loss, KDDETRLoss) else [Inconsistent()]
+    with pytest.raises(ValueError, match="with 1 class it is 0 whatever the logits") as e:
+        KDDETR(teacher=teacher, student=student, points=points, loss=loss, allow_untrained_teacher=True)
+    assert "class_term" in str(e.value) and "sigmoid" in str(e.value)  # the fix is named
+    KDDETR(teacher=teacher, student=student, points=[TeacherQueries()], loss=KDDETRLoss(class_term="sigmoid"),
+           allow_untrained_teacher=True)
 
 
 # ---- Table 1 baselines --------------------------------------------------------------------------
@@ -239,7 +320,7 @@ def test_table1_ablation_configs_use_the_baseline_loss(name):
     assert cfg.model.loss._target_ is BaselineKDLoss
     assert dict(cfg.model.loss.weights) == {"cls": 10.0, "l1": 1.0} and cfg.model.loss.temperature == 10
     assert cfg.model.loss.beta == pytest.approx(1 / 9) and cfg.model.loss.layers == "all"
-    # the method's configs keep the authors' weights and normalisation
+    # the method's configs: the class term per image at weight 2, the authors' loss at their layout
     cfg = LazyConfig.load(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
-    assert cfg.model.loss._target_ is KDDETRLoss and cfg.model.loss.normalization == "authors"
-    assert dict(cfg.model.loss.weights) == {"cls": 1.0, "l1": 5.0, "giou": 2.0}
+    assert cfg.model.loss._target_ is KDDETRLoss and cfg.model.loss.normalization == "per_image"
+    assert dict(cfg.model.loss.weights) == {"cls": 2.0, "l1": 5.0, "giou": 2.0}

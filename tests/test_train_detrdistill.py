@@ -10,8 +10,9 @@ from test_train_net import ap_row, run
 
 DETRDISTILL = "configs/synthetic/detrdistill_dino_r50_r18.py"
 COMBINED = "configs/synthetic/kd_detr_detrdistill_dino_r50_r18.py"
+# the random teachers of these tests would be stopped by their check (tests/test_teacher_check.py)
 SIZES = ["model.teacher.num_queries=30", "model.teacher.dn_number=10", "model.student.num_queries=30",
-         "model.student.dn_number=10"]
+         "model.student.dn_number=10", "model.teacher_check.images=0"]
 FAST = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
         "dataloader.test.dataset.names=synthetic_val_mini", "train.log_period=1", "train.device=cpu"]
 COMPONENTS = {"instance": "loss_pid_cls_0", "feature": "loss_fd_0", "query_contrast": "loss_qcl_0",

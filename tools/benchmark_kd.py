@@ -10,10 +10,11 @@ configs/synthetic/<family>_*.py.
    Conditional DETR 4000; or ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores, DAB-DETR 44 min, Conditional
    DETR 27 min) at seed 0.
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
-   (<family>_r18.py), with KD-DETR (<family>_r50_r18.py), for DINO with the "inconsistent"
-   baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with ``--per-image`` KD-DETR
-   with its class term divided by the batch's images (``model.loss.normalization=per_image``),
-   with ``--detrdistill`` DETRDistill (detrdistill_<family>_r50_r18.py) and with ``--combined``
+   (<family>_r18.py), with KD-DETR as configured (<family>_r50_r18.py: class term per image at weight 2),
+   for DINO with the "inconsistent" baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with
+   ``--per-image`` KD-DETR with its class term per image at weight 1, with ``--authors-sum`` with the
+   authors' sum over the batch's images (weight 1), with ``--sigmoid`` with the sigmoid class term, with
+   ``--detrdistill`` DETRDistill (detrdistill_<family>_r50_r18.py) and with ``--combined``
    both distillers (kd_detr_detrdistill_<family>_r50_r18.py). ``--layer-compression`` instead trains
    KD-DETR Table 3 on DAB-DETR: the R18 students with 2/2 and 1/2 encoder/decoder layers (the
    teacher's are 2/3) alone and with KD-DETR, its class term per image (configs/synthetic/layer_compression/);
@@ -53,17 +54,31 @@ FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", 
             "conditional_detr"]
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
+# KD-DETR's class-term settings beside the configs' (per image at weight 2, softmax): per image at weight 1,
+# the authors' sum over the process's images at weight 1, the sigmoid (binary KL) term
 PER_IMAGE = "KD-DETR, class term per image"
-TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image"}
+AUTHORS_SUM = "KD-DETR, authors' class sum"
+SIGMOID = "KD-DETR, sigmoid class term"
+CLASS_TERM_ARMS = {
+    PER_IMAGE: ["model.loss.weights.cls=1.0"],
+    AUTHORS_SUM: ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"],
+    SIGMOID: ["model.loss.class_term=sigmoid"],
+}
+TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image",
+        AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid"}
+#: (arm, the arm it is compared with seed by seed) in a table, beside each arm's gain over the student alone
+VERSUS = [(KD, PER_IMAGE), (KD, AUTHORS_SUM), (SIGMOID, KD)]
 
 
 def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False, combined: bool = False,
-                per_image: bool = False, skip_missing: bool = False) -> dict:
+                per_image: bool = False, skip_missing: bool = False, authors_sum: bool = False,
+                sigmoid: bool = False) -> dict:
     """arm -> (config, overrides) of ``family``; ``skip_missing`` (``--family all``) leaves out the
     distiller arms a family has no config for instead of refusing."""
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
-    if per_image:  # KD-DETR with the class term divided by the images of the batch (KDDETRLoss.normalization)
-        arms[PER_IMAGE] = (f"configs/synthetic/{family}_r50_r18.py", ["model.loss.normalization=per_image"])
+    for arm, on in ((PER_IMAGE, per_image), (AUTHORS_SUM, authors_sum), (SIGMOID, sigmoid)):
+        if on:  # the pair config with KD-DETR's class term set otherwise (KDDETRLoss.normalization, class_term)
+            arms[arm] = (f"configs/synthetic/{family}_r50_r18.py", CLASS_TERM_ARMS[arm])
     if family == "dino" and inconsistent:
         arms["inconsistent baseline"] = ("configs/synthetic/ablations/dino_r50_r18_inconsistent.py", [])
     distillers = ([(DD, "detrdistill")] if detrdistill else []) + ([(BOTH, "kd_detr_detrdistill")] if combined else [])
@@ -98,8 +113,8 @@ COMPRESSED = {}
 for _enc, _dec in ((2, 2), (1, 2)):
     _desc = f"R18, {_enc}/{_dec} enc/dec layers"
     COMPRESSED[f"{_desc}, alone"] = (f"configs/synthetic/layer_compression/dab_detr_r18_enc{_enc}_dec{_dec}.py", [])
-    COMPRESSED[f"{_desc}, KD-DETR, class term per image"] = (
-        f"configs/synthetic/layer_compression/dab_detr_r50_r18_enc{_enc}_dec{_dec}.py", [])
+    COMPRESSED[f"{_desc}, KD-DETR, class term per image"] = (  # at weight 1, as the records were measured
+        f"configs/synthetic/layer_compression/dab_detr_r50_r18_enc{_enc}_dec{_dec}.py", CLASS_TERM_ARMS[PER_IMAGE])
     ALONE_BASELINE[f"{_desc}, KD-DETR, class term per image"] = f"{_desc}, alone"
 
 # KD-DETR's other ablations (Tables 1 and 5), added with --ablations
@@ -155,7 +170,7 @@ def run_arms(args) -> dict:
         arms = dict(COMPRESSED)
     else:
         arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image,
-                              skip_missing=args.all_families),
+                              skip_missing=args.all_families, authors_sum=args.authors_sum, sigmoid=args.sigmoid),
                 **(ABLATIONS if args.ablations else {})}
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
@@ -215,8 +230,9 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
     comparisons = [(arm, ALONE_BASELINE[arm]) for arm in runs if arm in ALONE_BASELINE]
-    comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, "inconsistent baseline", DD, BOTH)
+    comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, AUTHORS_SUM, SIGMOID, "inconsistent baseline", DD, BOTH)
                     if arm in runs and STUDENT in runs]
+    comparisons += [(arm, other) for arm, other in VERSUS if arm in runs and other in runs]
     summary = []
     for arm, baseline in comparisons:
         gains = seed_gains(runs[arm], runs[baseline], runs[arm])
@@ -319,8 +335,13 @@ def main() -> None:
                         help="also train DETRDistill students (dino, deformable_detr, conditional_detr)")
     parser.add_argument("--combined", action="store_true", help="also train KD-DETR + DETRDistill students (DINO)")
     parser.add_argument("--per-image", action="store_true",
-                        help="also train KD-DETR with model.loss.normalization=per_image (the class term divided by "
-                        "the images per process)")
+                        help="also train KD-DETR with its class term per image at weight 1 (the configs': per image at "
+                        "weight 2, the authors' sum at 2 images per process)")
+    parser.add_argument("--authors-sum", action="store_true",
+                        help="also train KD-DETR with the authors' class term, summed over the images of the process "
+                        "(model.loss.normalization=authors model.loss.weights.cls=1.0)")
+    parser.add_argument("--sigmoid", action="store_true",
+                        help="also train KD-DETR with the sigmoid class term (model.loss.class_term=sigmoid)")
     parser.add_argument("--fast-students", action="store_true",
                         help="instead of the family's arms, train the faster DINO students of "
                         "configs/synthetic/fast_students/ alone and with KD-DETR (default output: "
@@ -350,7 +371,8 @@ def main() -> None:
         if not getattr(args, mode):
             continue
         others = [flag for flag, on in (("--family " + args.family, args.family not in ("", family)),
-                                        ("--per-image", args.per_image), ("--detrdistill", args.detrdistill),
+                                        ("--per-image", args.per_image), ("--authors-sum", args.authors_sum),
+                                        ("--sigmoid", args.sigmoid), ("--detrdistill", args.detrdistill),
                                         ("--combined", args.combined), ("--ablations", args.ablations),
                                         ("--no-inconsistent", args.no_inconsistent)) if on]
         if others:

@@ -13,18 +13,20 @@
    cheaper teachers tried (``--teacher-batch 2 --teacher-iters 500``: 422 s; ``--teacher-freeze-at 2``:
    464 s; against 693 s) reached 15.3 AP instead of 20.3, and with the first the gain fell to the seed
    spread.
-   KD-DETR's class term is divided by the batch's images (``model.loss.normalization=per_image``):
-   over three seeds of this setting it gained +2.5 AP on average against the authors' sum over every
-   point of the batch +1.1 (docs/RESULTS.md);
+   KD-DETR as the pair config ships it (its class term per image, the default: docs/RESULTS.md);
 4. export the three (tools/export_student.py) and draw their detections on the same validation
    images through detectron2's DefaultPredictor, one row per model (tools/visualize.py);
 5. print the AP table.
 
-A finished step is reused when run again (delete output/demo to start over).
+The screen shows one progress line per stage with its ETA, then the table; everything a run prints
+(environment, config, model) is in its own ``log.txt``. A finished step is reused when run again (delete
+output/demo to start over).
 """
 import argparse
+import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,11 +35,64 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCORE_THRESHOLD = 0.3  # the picture's: short-trained detectors score low (the teacher's best boxes 30-40%)
 
 
-def step(title: str, cmd) -> None:
-    print(f"\n===== {title} =====\n$ {' '.join(cmd)}", flush=True)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
-    print(f"===== {title}: done in {time.perf_counter() - t0:.0f} s =====", flush=True)
+#: what a line of a run's output says about its progress: Detectron2's iteration lines, the one-time
+#: backbone pretraining's, and the evaluation
+_ITER = re.compile(r"eta: (\S+)\s+iter: (\d+)")
+_PRETRAIN = re.compile(r"(ResNet-\d+) step (\d+)/(\d+).*eta ([0-9.]+ min)")
+
+
+def progress_of(line: str, iters: int) -> str:
+    """The progress ``line`` of a run's output reports ("" if none), for a run of ``iters`` iterations."""
+    m = _ITER.search(line)
+    if m:
+        return f"iteration {int(m.group(2)) + 1}/{iters}, eta {m.group(1)}"
+    m = _PRETRAIN.search(line)
+    if m:
+        return f"pretraining its {m.group(1)} backbone (once), step {m.group(2)}/{m.group(3)}, eta {m.group(4)}"
+    if "Start inference on" in line:
+        return "evaluating on synthetic_val"
+    if "Teacher check:" in line:
+        return "teacher checked: " + line.split("Teacher check:", 1)[1].split("(")[0].strip()
+    return ""
+
+
+class Progress:
+    """One line per stage: rewritten in place on a terminal, a new line at most every ``period`` s elsewhere."""
+
+    def __init__(self, title: str, period: float = 30.0):
+        self.title, self.period, self.tty, self.last = title, period, sys.stdout.isatty(), 0.0
+        self.start = time.perf_counter()
+
+    def update(self, what: str) -> None:
+        now = time.perf_counter()
+        if self.tty:
+            print(f"\r\033[K{self.title}: {what}", end="", flush=True)
+        elif now - self.last >= self.period:
+            print(f"{self.title}: {what}", flush=True)
+            self.last = now
+
+    def done(self) -> None:
+        text = f"{self.title}: done in {time.perf_counter() - self.start:.0f} s"
+        print(f"\r\033[K{text}" if self.tty else text, flush=True)
+
+
+def step(title: str, cmd, iters: int = 0) -> None:
+    """Run ``python cmd`` at the repository root, showing its progress on one line; its output is kept
+    (the run's log.txt has it all) and its last lines are shown only if it fails."""
+    progress = Progress(title)
+    progress.update("starting")
+    tail = collections.deque(maxlen=40)
+    proc = subprocess.Popen([sys.executable, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    for line in proc.stdout:
+        tail.append(line)
+        what = progress_of(line, iters)
+        if what:
+            progress.update(what)
+    if proc.wait() != 0:
+        print()
+        raise SystemExit(f"{title} failed (exit {proc.returncode}): $ python {' '.join(cmd)}\n{''.join(tail)}")
+    progress.done()
 
 
 def final_eval(out: str) -> dict:
@@ -68,7 +123,7 @@ def main() -> None:
         ("student DINO R18 alone", "configs/synthetic/dino_r18.py", f"{args.output}/student_alone",
          args.student_iters, args.batch, []),
         ("student DINO R18 + KD-DETR", "configs/synthetic/dino_r50_r18.py", f"{args.output}/student",
-         args.student_iters, args.batch, [f"model.teacher_weights={teacher_ckpt}", "model.loss.normalization=per_image",
+         args.student_iters, args.batch, [f"model.teacher_weights={teacher_ckpt}",
                                           f"model.teacher.backbone.freeze_at={args.teacher_freeze_at}"]),
     ]
     for i, (title, config, out, iters, batch, extra) in enumerate(runs):
@@ -78,16 +133,16 @@ def main() -> None:
         step(f"{i + 1}/{len(runs) + 1} {title}, {iters} iterations",
              ["train_net.py", "--config-file", config, *extra, f"train.max_iter={iters}", f"train.eval_period={iters}",
               f"train.output_dir={out}", f"train.seed={args.seed}", f"dataloader.train.total_batch_size={batch}",
-              *args.opts])
+              *args.opts], iters)
 
     png = f"{args.output}/detections.png"
     predictors = []
+    last = f"{len(runs) + 1}/{len(runs) + 1}"
     for title, config, out, _, _, extra in runs:
         predictors.append(f"{out}/export/predictor.yaml")
-        subprocess.run([sys.executable, "tools/export_student.py", "--config-file", config, "--checkpoint",
-                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *extra, *args.opts],
-                       cwd=ROOT, check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), stdout=subprocess.DEVNULL)
-    step(f"{len(runs) + 1}/{len(runs) + 1} export the three and draw their detections with DefaultPredictor",
+        step(f"{last} export {title}", ["tools/export_student.py", "--config-file", config, "--checkpoint",
+                                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *extra, *args.opts])
+    step(f"{last} draw the three's detections with DefaultPredictor",
          ["tools/visualize.py", *[a for p in predictors for a in ("--config", p)],
           *[a for r in runs for a in ("--label", r[0])], "--images", "4", "--output", png,
           "--score-threshold", str(SCORE_THRESHOLD), "--scale", "2"])

@@ -9,6 +9,11 @@ own): how far the student's predictions on the same points are from the teacher'
 between the two boxes, weighted by the teacher's top-class probability as KD-DETR's box terms are),
 and for box queries how far each model's box moved from the point's reference box.
 
+With ``--class-terms``: how strongly each KD-DETR class term pulls the student's logits on the points
+(the norm of its gradient, per image, weight 1; student untrained unless ``--student``), for the softmax
+term (the authors') and the sigmoid one at a few temperatures: the scale one term needs to pull as
+hard as another.
+
     .venv/bin/python tools/probe_points.py --config-file configs/synthetic/deformable_detr_r50_r18.py \\
         model.teacher_weights=output/synthetic/deformable_detr_r50/model_final.pth
     .venv/bin/python tools/probe_points.py --config-file configs/synthetic/dab_deformable_detr_r50_r18.py \\
@@ -66,6 +71,27 @@ def agreement(teacher: "DecoderOutput", student: "DecoderOutput", reference: "Te
     return row
 
 
+def print_class_term_gradients(teacher: "dict", student: "dict") -> None:
+    """Per point set: the value and gradient norm (on the student's last-layer logits) of KD-DETR's class
+    term per image at weight 1, for the softmax term at T 10 and the sigmoid one at T 10 and 1."""
+
+    from kddetr.distill.kd_detr import CLASS_DIVERGENCES
+
+    variants = [("softmax", 10.0), ("sigmoid", 10.0), ("sigmoid", 1.0)]
+    print("\n| point set | " + " | ".join(f"{c} T={t:g}: value / gradient norm" for c, t in variants) + " |")
+    print("|---|" + "---|" * len(variants))
+    for group, out in student.items():
+        t = teacher[group].logits[-1]
+        w = t.sigmoid().max(-1)[0]
+        cells = []
+        for term, temperature in variants:
+            s = out.logits[-1].detach().clone().requires_grad_(True)
+            value = (w * CLASS_DIVERGENCES[term](s, t, temperature)).sum() / s.shape[0]
+            value.backward()
+            cells.append(f"{value.item():.4f} / {s.grad.norm().item():.4f}")
+        print(f"| {group} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     from kddetr.config import config_argument_parser, load_config
 
@@ -73,6 +99,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--class-terms", action="store_true", help="the gradient norm of each class term "
+                        "(softmax, sigmoid at T 10 and 1) on the student's logits of the points")
     parser.add_argument("--student", default="", help="checkpoint of the pair (or of the student alone) whose "
                         "predictions on the same points to compare with the teacher's")
     args = parser.parse_args()
@@ -95,12 +123,16 @@ def main() -> None:
         wh = out.boxes[-1][..., 2:]
         print(f"| {group} | {p.shape[1]} | {p.mean():.3f} | {(p > 0.3).float().mean():.3f} | "
               f"{wh[..., 0].mean():.3f} | {wh[..., 1].mean():.3f} |")
-    if not args.student:
+    if not args.student and not args.class_terms:
         return
     with torch.no_grad():  # the student decodes the same points as in training (eval mode: no dropout)
         groups = model.shared_point_groups(step)
         state = model.student.encode(*model.student.preprocess_image(inputs))
         outs = dict(zip([g.name for g in groups], model.student.decode(state, groups)))
+    if args.class_terms:
+        print_class_term_gradients(step.outputs, outs)
+    if not args.student:
+        return
     print("\n| point set | weighted L1 teacher-student | weighted 1-GIoU teacher-student | "
           "1-GIoU teacher box to reference | 1-GIoU student box to reference |")
     print("|---|---|---|---|---|")

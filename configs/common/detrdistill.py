@@ -24,7 +24,7 @@ def detrdistill(*, instance=True, feature=True, query_contrast=True, assignment=
         if instance else None,
         feature=L(FeatureDistillation)(topk=topk, min_mask=1e-2, weight=1.0, stages=feature_stages)
         if feature else None,
-        query_contrast=L(QueryContrast)(weight=0.2, temperature=0.07) if query_contrast else None,
+        query_contrast=L(QueryContrast)(weight=0.2, temperature=0.07, negatives="image") if query_contrast else None,
         assignment=L(AssignmentDistillation)() if assignment else None,
     )
 

@@ -2,7 +2,7 @@
 from detectron2.config import LazyCall as L
 
 from kddetr.distill import GeneralPoints, Inconsistent, KDDETRLoss, SimilarForeground, SimilarGeneral, TeacherQueries
-from kddetr.distill.kd_detr import BaselineKDLoss
+from kddetr.distill.kd_detr import AUTHORS_IMAGES_PER_PROCESS, BaselineKDLoss
 
 
 def kd_points(*, general=900, specific=True, init="normal", resample=True):
@@ -14,13 +14,15 @@ def kd_points(*, general=900, specific=True, init="normal", resample=True):
     return points
 
 
-def kd_loss(*, temperature=10.0, cls=1.0, l1=5.0, giou=2.0, layers="all", foreground_weight=True,
-            normalization="authors"):
+def kd_loss(*, temperature=10.0, cls=float(AUTHORS_IMAGES_PER_PROCESS), l1=5.0, giou=2.0, layers="all",
+            foreground_weight=True, normalization="per_image", class_term="softmax"):
     """Eq. 3-5: KL with temperature on classes, L1 + GIoU on boxes, foreground-weighted.
-    ``normalization="authors"``: the class term is summed over all points of all images (the
-    authors' code); ``"per_image"`` divides it by the number of images."""
+    ``normalization="per_image"``: the class term is divided by the images of the process, the same loss
+    on 1, 8 or 16 devices; at ``cls=2`` it is the authors' exactly at their layout (2 images per GPU).
+    ``"authors"`` (with ``cls=1``): their sum over all points of all images of a process, at any layout.
+    ``class_term``: ``"softmax"`` (the authors') or ``"sigmoid"`` (a binary KL per class)."""
     return L(KDDETRLoss)(temperature=temperature, weights=dict(cls=cls, l1=l1, giou=giou), layers=layers,
-                         foreground_weight=foreground_weight, normalization=normalization)
+                         foreground_weight=foreground_weight, normalization=normalization, class_term=class_term)
 
 
 def baseline_loss(*, temperature=10.0, cls=10.0, l1=1.0, beta=1.0 / 9.0, layers="all"):

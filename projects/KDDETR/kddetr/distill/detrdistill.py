@@ -78,11 +78,14 @@ def target_aware_scores(logits: Tensor, boxes: Tensor, targets: Targets) -> Tens
 
 
 @full_precision
-def info_nce(anchors: Tensor, samples: Tensor, temperature: float) -> Tensor:
+def info_nce(anchors: Tensor, samples: Tensor, temperature: float, groups: Optional[Tensor] = None) -> Tensor:
     """InfoNCE of ``[M, D]`` anchors against ``[M, D]`` samples, row i's positive being sample i:
-    cross-entropy of the cosine similarities / ``temperature`` (in float32)."""
+    cross-entropy of the cosine similarities / ``temperature`` (in float32). ``groups`` (``[M]``, e.g.
+    the image of each row): only samples of the anchor's own group are its negatives."""
     a, s = F.normalize(anchors.float(), dim=-1), F.normalize(samples.float(), dim=-1)
     logits = a @ s.t() / temperature  # [M, M]
+    if groups is not None:
+        logits = logits.masked_fill(groups[:, None] != groups[None, :], float("-inf"))
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
 
 
@@ -200,7 +203,9 @@ class FeatureDistillation(nn.Module):
     ``topk`` (query, class) pairs by score, ``q_n`` the query's decoder state at that stage and
     ``w_n`` its class probability x IoU with the closest ground truth; clamped to ``>= min_mask``
     and divided by its maximum over the level, so it lies in ``[min_mask, 1]`` with maximum 1.
-    Loss: ``sum_levels mean((m * (F_t - adapter(F_s)))^2)`` over the level's elements.
+    Loss: ``sum_levels mean((m * (F_t - adapter(F_s)))^2)`` over the level's elements that are not
+    padding (mask 0 there): a process pads its images to one size, so counting padding would make the
+    term depend on how many images each process holds.
 
     The adapter (a linear map, i.e. a 1x1 convolution, from the student's to the teacher's
     width) starts as the identity when the widths are equal.
@@ -247,6 +252,7 @@ class FeatureDistillation(nn.Module):
         agg = (w[..., None] * q).sum(2)  # [L, B, D]
         feats = F.normalize(t_state.features.float(), dim=-1)  # [B, S, D]
         mask = torch.einsum("lbd,bsd->lbs", agg, feats).clamp(min=self.min_mask)
+        mask = mask * (~t_state.padding_mask).to(mask.dtype)  # 0 on padding, which is not the image's
         sizes = [h * w_ for h, w_ in t_state.spatial_shapes]
         return torch.cat([m / m.max(-1, keepdim=True)[0] for m in mask.split(sizes, -1)], -1)
 
@@ -263,9 +269,11 @@ class FeatureDistillation(nn.Module):
         diff = (t_state.features.detach().float() - self.adapter(s_state.features).float()).pow(2).sum(-1)  # [B, S]
         C = t_state.features.shape[-1]
         sizes = [h * w for h, w in t_state.spatial_shapes]
-        per_pos = mask.pow(2) * diff  # [L, B, S]
-        B = diff.shape[0]
-        loss = sum(part.sum((1, 2)) / (B * n * C) for part, n in zip(per_pos.split(sizes, -1), sizes))  # [L]
+        per_pos = mask.pow(2) * diff  # [L, B, S], 0 on padding (the mask is)
+        # a mean over the image pixels of the process: padding, which grows with the images a process pads
+        # to one size, does not count
+        pixels = [n.sum().clamp(min=1) for n in (~t_state.padding_mask).sum(0).split(sizes)]  # per level
+        loss = sum(part.sum((1, 2)) / (n * C) for part, n in zip(per_pos.split(sizes, -1), pixels))  # [L]
         L = loss.shape[0]
         return {f"loss_fd{layer_suffix('', i, L)}": loss[i] * self.weight for i in range(L)}
 
@@ -276,8 +284,9 @@ class FeatureDistillation(nn.Module):
 class QueryContrast(nn.Module):
     """Contrastive loss on matched query embeddings: for every (student, teacher) pair matched
     by the instance matching of a layer, the teacher's decoder state is the anchor, the matched
-    student state the positive, the other matched student states of the batch the negatives
-    (InfoNCE, one direction). Both sides go through their own projection head
+    student state the positive, the other matched student states of the same image the negatives
+    (InfoNCE, one direction; ``negatives="batch"``: of every image of the process, whose number, and
+    so the loss, then grows with the images a process holds). Both sides go through their own projection head
     (Linear -> BatchNorm -> ReLU -> Linear, then L2 normalisation).
 
     Keys: ``loss_qcl`` (+ ``_{i}`` for auxiliary student layers).
@@ -286,11 +295,14 @@ class QueryContrast(nn.Module):
         weight: DETRDistill: 0.2.
         temperature: 0.07.
         proj_dim: width of the projected embeddings (0: the teacher's width).
+        negatives: ``"image"`` (default) or ``"batch"``.
     """
 
-    def __init__(self, weight: float = 0.2, temperature: float = 0.07, proj_dim: int = 0):
+    def __init__(self, weight: float = 0.2, temperature: float = 0.07, proj_dim: int = 0, negatives: str = "image"):
         super().__init__()
-        self.weight, self.temperature, self.proj_dim = weight, temperature, proj_dim
+        if negatives not in ("image", "batch"):
+            raise ValueError(f"QueryContrast.negatives must be 'image' or 'batch', got '{negatives}'")
+        self.weight, self.temperature, self.proj_dim, self.negatives = weight, temperature, proj_dim, negatives
         self.student_proj: Optional[nn.Module] = None
         self.teacher_proj: Optional[nn.Module] = None
 
@@ -312,11 +324,13 @@ class QueryContrast(nn.Module):
             img, s_idx, t_idx = pairs[layer]
             s = self.student_proj(student.hidden[layer][img, s_idx])
             t = self.teacher_proj(teacher.hidden[stages[layer]][img, t_idx].detach())
-            losses[f"loss_qcl{layer_suffix('', layer, L)}"] = info_nce(t, s, self.temperature) * self.weight
+            groups = img if self.negatives == "image" else None
+            losses[f"loss_qcl{layer_suffix('', layer, L)}"] = info_nce(t, s, self.temperature, groups) * self.weight
         return losses
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}, temperature={self.temperature}, proj_dim={self.proj_dim}"
+        return (f"weight={self.weight}, temperature={self.temperature}, proj_dim={self.proj_dim}, "
+                f"negatives={self.negatives}")
 
 
 class AssignmentDistillation(nn.Module):

@@ -13,9 +13,15 @@ from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
 from .detrdistill import stage_map
 from .points import PointPairs
 
-#: ``KDDETRLoss.normalization`` values: the authors' sum over every point of every image, or that sum
-#: divided by the number of images (this project's earlier default).
-NORMALIZATIONS = ("authors", "per_image")
+#: ``KDDETRLoss.normalization`` values: the class term divided by the images of the process (default: the same
+#: loss whatever the batch layout), or the authors' sum over every point of every image of the process.
+NORMALIZATIONS = ("per_image", "authors")
+#: ``class_term`` values: the authors' KL of softmax distributions over the classes, or a binary KL per class on
+#: the sigmoid scores the detectors are trained with (sees the teacher's confidence; works for one class).
+CLASS_TERMS = ("softmax", "sigmoid")
+#: Images per process of KD-DETR's runs (16 on 8 GPUs). The authors' class term is summed over them, so the
+#: per-image term at weight ``AUTHORS_IMAGES_PER_PROCESS`` is their loss exactly at their layout.
+AUTHORS_IMAGES_PER_PROCESS = 2
 
 
 def kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tensor:
@@ -34,6 +40,43 @@ def kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tens
     return (log_p_t.exp() * (log_p_t - log_p_s)).mean(-1) * (T * T)
 
 
+def binary_kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tensor:
+    """``sum_k KL(Bernoulli(sigmoid(t_k / T)) || Bernoulli(sigmoid(s_k / T)))`` times ``T^2``: each class
+    is the binary problem the detectors' focal loss trains, so the teacher's confidence that anything is
+    there at all is carried (a softmax over the classes cannot see it), and one class works.
+
+    Args:
+        s_logits: ``[..., K]`` the student's logits (gradients flow).
+        t_logits: ``[..., K]`` the teacher's logits (detached here).
+
+    Returns:
+        ``[...]`` one value per point, in float32.
+    """
+    T = temperature
+    s, t = s_logits.float() / T, t_logits.detach().float() / T
+    p_t = t.sigmoid()
+    # log p = logsigmoid(x), log(1 - p) = logsigmoid(-x): finite for any logit
+    kl = p_t * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl.sum(-1) * (T * T)
+
+
+#: the per-point class divergence of each ``class_term``
+CLASS_DIVERGENCES = {"softmax": kl_per_point, "sigmoid": binary_kl_per_point}
+
+
+SIGMOID_FIX = "Set model.loss.class_term=sigmoid (a binary KL per class on the sigmoid scores)."
+
+
+def check_class_term(owner: str, class_term: str, num_classes: int, fix: str = SIGMOID_FIX) -> None:
+    """Refuse a class term that is zero by construction: a softmax over one class is 1 whatever the
+    logits, so its KL never moves the student."""
+    if class_term == "softmax" and num_classes < 2:
+        raise ValueError(
+            f"{owner}: the softmax class term compares distributions over the classes, and with "
+            f"{num_classes} class it is 0 whatever the logits: the student would learn nothing from the "
+            f"teacher's classes. {fix}")
+
+
 def _distilled_layers(mode: str, num_layers: int) -> List[int]:
     return list(range(num_layers)) if mode == "all" else [num_layers - 1]
 
@@ -48,18 +91,25 @@ class KDDETRLoss(nn.Module):
     (the authors' ``KDCriterion`` for the ``auxrf`` / ``randomrf`` point sets).
 
     For one point set, student decoder layer ``l`` and the teacher's *last* layer, with points
-    ``i`` over all ``B`` images of the batch (``[B, N]`` flattened), teacher logits ``t_i`` and student
+    ``i`` over all ``B`` images of the process (``[B, N]`` flattened), teacher logits ``t_i`` and student
     logits ``s_i`` (``[K]``, sigmoid-trained), boxes ``b^t_i`` and ``b^s_i`` (cxcywh):
 
     * ``w_i = max_k sigmoid(t_ik)``, detached (1 when ``foreground_weight=False``; 0 on invalid points),
-    * ``KL_i = T^2 / K * sum_k p^t_ik (log p^t_ik - log p^s_ik)`` with ``p = softmax(logits / T)``,
-    * class term ``sum_i w_i KL_i`` (``normalization="authors"``: summed over all points of all
-      images, no division) or ``sum_i w_i KL_i / B`` (``"per_image"``),
+    * ``D_i``: ``class_term="softmax"`` (the authors') ``T^2 / K * sum_k p^t_ik (log p^t_ik - log p^s_ik)``
+      with ``p = softmax(logits / T)``; ``"sigmoid"``: ``T^2 * sum_k KL(Bern(q^t_ik) || Bern(q^s_ik))``
+      with ``q = sigmoid(logits / T)``,
+    * class term ``sum_i w_i D_i / B`` (``normalization="per_image"``, default) or ``sum_i w_i D_i``
+      (``"authors"``: summed over all points of all images of the process, no division),
     * L1 term ``sum_i w_i |b^s_i - b^t_i|_1 / 4 / sum_i w_i`` (mean over the 4 coordinates),
     * GIoU term ``sum_i w_i (1 - GIoU(b^s_i, b^t_i)) / sum_i w_i``.
 
+    Batch layout: DDP averages the processes' gradients, so the authors' sum weighs ``B`` times more on
+    a process of ``B`` images (8 GPUs x 2 images, 4 x 4 and 1 x 8 train differently). The per-image term
+    does not depend on the layout; at the default weight ``cls = AUTHORS_IMAGES_PER_PROCESS`` (2) it is
+    the authors' loss exactly at their layout (16 images on 8 GPUs), and stays that on any other
+    (``tests/test_kd_loss.py``). ``normalization="authors"`` keeps their sum at any layout.
+
     Every distilled student layer is compared with the teacher's last layer (``PointPairs.t_*[-1]``).
-    With data parallelism each process sums over its own images, as the authors' code does.
 
     Keys: ``loss_kd_cls``, ``loss_kd_l1``, ``loss_kd_giou`` for the student's last layer and
     ``_{i}`` suffixes for auxiliary layer i (the detection losses' convention), summed over the
@@ -67,22 +117,30 @@ class KDDETRLoss(nn.Module):
 
     Args:
         temperature: T (authors: 10).
-        weights: ``cls``, ``l1``, ``giou`` (paper and authors' code: 1, 5, 2).
+        weights: ``cls``, ``l1``, ``giou`` (default 2, 5, 2: the authors' 1, 5, 2 with their class sum
+            over 2 images per process).
         layers: ``"all"`` student decoder layers or only the ``"last"``.
         foreground_weight: weight each point by the teacher's max class probability (Table 5).
-        normalization: ``"authors"`` (default) or ``"per_image"`` (the class term divided by the
-            number of images: 1/B of the authors' at the same ``cls`` weight).
+        normalization: ``"per_image"`` (default) or ``"authors"``.
+        class_term: ``"softmax"`` (the authors') or ``"sigmoid"``.
     """
 
     def __init__(self, temperature: float = 10.0, weights: Optional[Dict[str, float]] = None, layers: str = "all",
-                 foreground_weight: bool = True, normalization: str = "authors"):
+                 foreground_weight: bool = True, normalization: str = "per_image", class_term: str = "softmax"):
         super().__init__()
         _check_layers("KDDETRLoss", layers)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"KDDETRLoss.normalization must be one of {NORMALIZATIONS}, got '{normalization}'")
+        if class_term not in CLASS_TERMS:
+            raise ValueError(f"KDDETRLoss.class_term must be one of {CLASS_TERMS}, got '{class_term}'")
         self.temperature = temperature
-        self.weights = dict(weights or {"cls": 1.0, "l1": 5.0, "giou": 2.0})
+        self.weights = dict(weights or {"cls": float(AUTHORS_IMAGES_PER_PROCESS), "l1": 5.0, "giou": 2.0})
         self.layers, self.foreground_weight, self.normalization = layers, foreground_weight, normalization
+        self.class_term = class_term
+
+    def check_num_classes(self, num_classes: int) -> None:
+        """Refuse a class term that is zero by construction for ``num_classes``."""
+        check_class_term("KDDETRLoss", self.class_term, num_classes)
 
     def point_weights(self, t_logits: Tensor, valid: Optional[Tensor]) -> Tensor:
         """``[B, N]`` foreground weights of the teacher's ``[B, N, K]`` logits (0 on invalid points)."""
@@ -93,8 +151,8 @@ class KDDETRLoss(nn.Module):
     def terms(self, s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor, w: Tensor
               ) -> Dict[str, Tensor]:
         """Unweighted terms of one student layer: ``s_*`` and ``t_*`` ``[B, N, .]``, ``w`` ``[B, N]``."""
-        kl = kl_per_point(s_logits, t_logits, self.temperature)  # [B, N]
-        cls = (w * kl).sum()
+        div = CLASS_DIVERGENCES[self.class_term](s_logits, t_logits, self.temperature)  # [B, N]
+        cls = (w * div).sum()
         if self.normalization == "per_image":
             cls = cls / s_logits.shape[0]
         w_sum = w.sum().clamp(min=1e-6)
@@ -120,7 +178,8 @@ class KDDETRLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"temperature={self.temperature}, weights={self.weights}, layers={self.layers}, "
-                f"foreground_weight={self.foreground_weight}, normalization={self.normalization}")
+                f"foreground_weight={self.foreground_weight}, normalization={self.normalization}, "
+                f"class_term={self.class_term}")
 
 
 class BaselineKDLoss(nn.Module):
@@ -161,6 +220,12 @@ class BaselineKDLoss(nn.Module):
         _check_layers("BaselineKDLoss", layers)
         self.temperature, self.beta, self.layers = temperature, beta, layers
         self.weights = dict(weights or {"cls": 10.0, "l1": 1.0})
+
+    def check_num_classes(self, num_classes: int) -> None:
+        """Refuse the softmax class term on one class (zero by construction)."""
+        check_class_term("BaselineKDLoss", "softmax", num_classes,
+                         fix="The Table 1 baselines are defined with it; on one class use KD-DETR's loss "
+                         "(kd_loss(class_term='sigmoid') in configs/common/kd_detr.py).")
 
     def terms(self, s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor, valid: Optional[Tensor]
               ) -> Dict[str, Tensor]:

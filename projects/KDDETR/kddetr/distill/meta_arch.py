@@ -13,6 +13,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
 from ..checkpoint import load_strict, read_state_dict
+from ..engine.teacher_check import TeacherCheck
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
 from .kd_detr import BaselineKDLoss, KDDETRLoss
@@ -67,6 +68,9 @@ class KDDETR(nn.Module):
             or a bare state dict); every teacher parameter must be in it.
         allow_untrained_teacher: distil from a randomly initialised teacher when
             ``teacher_weights`` is empty (tests only).
+        teacher_check: ``dict(images=50, min_ap=1.0)``: before the first step train_net.py evaluates the
+            loaded teacher on the first ``images`` test images and stops below ``min_ap`` COCO AP
+            (:mod:`kddetr.engine.teacher_check`); ``images=0`` turns it off.
         teacher_precision: ``"fp32"`` (default: no autocast of its own; under ``train.amp`` the
             teacher runs in the step's precision, like the student), or ``"bf16"`` / ``"fp16"``:
             the frozen teacher alone runs under autocast in that type, to save its time and
@@ -78,8 +82,10 @@ class KDDETR(nn.Module):
     @configurable
     def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints] = (),
                  loss: Optional[Union[KDDETRLoss, BaselineKDLoss]] = None, detrdistill: Optional[DETRDistill] = None,
-                 teacher_weights: str = "", allow_untrained_teacher: bool = False, teacher_precision: str = "fp32"):
+                 teacher_weights: str = "", allow_untrained_teacher: bool = False, teacher_precision: str = "fp32",
+                 teacher_check: Optional[Union[Dict, TeacherCheck]] = None):
         super().__init__()
+        self.teacher_check = teacher_check_settings(teacher_check)
         if teacher_precision not in TEACHER_PRECISIONS:
             raise ValueError(f"KDDETR: model.teacher_precision must be one of {sorted(TEACHER_PRECISIONS)}, got "
                              f"'{teacher_precision}'")
@@ -97,6 +103,8 @@ class KDDETR(nn.Module):
             raise ValueError("KDDETR: nothing to distil: model.points is empty and model.detrdistill is None. "
                              "Set KD-DETR points (kd_points() in configs/common/kd_detr.py) and/or DETRDistill "
                              "(detrdistill() in configs/common/detrdistill.py).")
+        if loss is not None:
+            loss.check_num_classes(student.num_classes)  # a class term that is zero by construction
         for p in self.points:
             p.bind(student.query_space)
         if detrdistill is not None:
@@ -256,6 +264,24 @@ def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillP
     names = [p.name for p in points]
     if len(set(names)) != len(names):
         raise ValueError(f"KDDETR: distillation point sets need distinct names, got {names}")
+
+
+def teacher_check_settings(check: Optional[Union[Dict, TeacherCheck]]) -> TeacherCheck:
+    """``model.teacher_check`` as a :class:`TeacherCheck` (None: the defaults), its values checked."""
+    if isinstance(check, TeacherCheck):
+        return check
+    fields = {f.name for f in dataclasses.fields(TeacherCheck)}
+    unknown = sorted(set(check or {}) - fields)
+    if unknown:
+        raise ValueError(f"KDDETR: model.teacher_check has no key {unknown[0]!r}; its keys are {sorted(fields)}")
+    check = TeacherCheck(**(check or {}))
+    if isinstance(check.images, bool) or not isinstance(check.images, int) or check.images < 0:
+        raise ValueError(f"KDDETR: model.teacher_check.images must be a whole number >= 0 (0 turns the check off), "
+                         f"got {check.images!r}")
+    if isinstance(check.min_ap, bool) or not isinstance(check.min_ap, (int, float)) or not 0 <= check.min_ap <= 100:
+        raise ValueError(f"KDDETR: model.teacher_check.min_ap must be a COCO AP between 0 and 100, "
+                         f"got {check.min_ap!r}")
+    return check
 
 
 def load_teacher(teacher: nn.Module, path: str) -> None:
