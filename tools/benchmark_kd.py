@@ -172,6 +172,8 @@ def run_arms(args) -> dict:
         arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image,
                               skip_missing=args.all_families, authors_sum=args.authors_sum, sigmoid=args.sigmoid),
                 **(ABLATIONS if args.ablations else {})}
+        if args.no_alone:
+            del arms[STUDENT]
     for seed in args.seeds:
         for arm, (config, extra) in arms.items():
             named = arm in ABLATIONS or arm in FAST or arm in COMPRESSED  # tagged by their config's name
@@ -331,6 +333,9 @@ def main() -> None:
                         help="also train the other ablation configs (similar foreground/general, general/specific "
                         "only, no foreground weight)")
     parser.add_argument("--no-inconsistent", action="store_true", help="skip DINO's inconsistent-baseline arm")
+    parser.add_argument("--no-alone", action="store_true",
+                        help="skip the student-alone arm (comparing distillers' settings only; run again without "
+                        "it to add the alone runs: finished runs are reused)")
     parser.add_argument("--detrdistill", action="store_true",
                         help="also train DETRDistill students (dino, deformable_detr, conditional_detr)")
     parser.add_argument("--combined", action="store_true", help="also train KD-DETR + DETRDistill students (DINO)")
