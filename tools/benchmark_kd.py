@@ -55,14 +55,16 @@ FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", 
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
 # KD-DETR's class-term settings beside the configs' (per image at weight 2, softmax): per image at weight 1,
-# the authors' sum over the process's images at weight 1, the sigmoid (binary KL) term
+# the authors' sum over the process's images at weight 1, and the sigmoid (binary KL) term at T 1 and the
+# weight at which it pulls the student's logits about as hard as the configs' softmax term does at the start
+# (tools/probe_points.py --class-terms: its gradient is ~3-4x the softmax one's at weight 1; docs/RESULTS.md)
 PER_IMAGE = "KD-DETR, class term per image"
 AUTHORS_SUM = "KD-DETR, authors' class sum"
 SIGMOID = "KD-DETR, sigmoid class term"
 CLASS_TERM_ARMS = {
     PER_IMAGE: ["model.loss.weights.cls=1.0"],
     AUTHORS_SUM: ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"],
-    SIGMOID: ["model.loss.class_term=sigmoid"],
+    SIGMOID: ["model.loss.class_term=sigmoid", "model.loss.temperature=1.0", "model.loss.weights.cls=0.5"],
 }
 TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image",
         AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid"}
@@ -346,7 +348,8 @@ def main() -> None:
                         help="also train KD-DETR with the authors' class term, summed over the images of the process "
                         "(model.loss.normalization=authors model.loss.weights.cls=1.0)")
     parser.add_argument("--sigmoid", action="store_true",
-                        help="also train KD-DETR with the sigmoid class term (model.loss.class_term=sigmoid)")
+                        help="also train KD-DETR with the sigmoid class term (model.loss.class_term=sigmoid "
+                        "model.loss.temperature=1.0 model.loss.weights.cls=0.5)")
     parser.add_argument("--fast-students", action="store_true",
                         help="instead of the family's arms, train the faster DINO students of "
                         "configs/synthetic/fast_students/ alone and with KD-DETR (default output: "
