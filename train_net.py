@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pro
 from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, load_strict, model_state_dict, read_state_dict
 from kddetr.config import (
     apply_user_dataset,
+    check_class_term,
     check_device,
     check_inputs,
     check_num_classes,
@@ -171,6 +172,8 @@ def check_config(cfg, args) -> None:
             if cfg.train.init_checkpoint else ""
         raise ValueError("--eval-only needs the weights to evaluate: set train.init_checkpoint=<model_final.pth> "
                          f"(a checkpoint of this config, or a distillation checkpoint of this pair config){start}.")
+    if not args.eval_only:
+        check_class_term(cfg)  # a config mistake, named before any missing file
     check_inputs(cfg, eval_only=args.eval_only)
     check_device(cfg.train.device, args.num_gpus)
 

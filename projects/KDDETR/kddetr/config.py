@@ -430,6 +430,20 @@ def model_num_classes(model_cfg) -> List[int]:
     return [v for v in values if isinstance(v, int)]
 
 
+def check_class_term(cfg: DictConfig) -> None:
+    """A distillation config's class term must be able to move the student: the softmax term over one
+    class is 0 whatever the logits (refused here, before anything is built, with the fix)."""
+    from detectron2.config import instantiate
+
+    loss = cfg.model.get("loss") if "student" in cfg.model else None
+    counts = set(model_num_classes(cfg.model.student)) if loss is not None else set()
+    if not counts:
+        return
+    term = instantiate(loss)  # a loss module holds no parameters: cheap
+    for n in counts:
+        term.check_num_classes(n)
+
+
 def check_num_classes(cfg: DictConfig) -> None:
     """The training dataset's classes must match the model's ``num_classes``."""
     from detectron2.data import MetadataCatalog

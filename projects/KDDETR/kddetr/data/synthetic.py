@@ -218,13 +218,44 @@ def mini_split(root: str, split: str = "val", num_images: int = 16) -> str:
     return path
 
 
+#: the one class of the one-class variant (``synthetic_<split>_one_class``): every shape is a "shape"
+ONE_CLASS = "shape"
+
+
+def one_class_split(root: str, split: str) -> str:
+    """Json of ``split`` with every object of the one class :data:`ONE_CLASS` (the same images and boxes):
+    one-class detection, as people, trees, defects or cells are."""
+    path = os.path.join(root, "annotations", f"instances_{split}_one_class.json")
+    if not os.path.exists(path):
+        with open(os.path.join(root, "annotations", f"instances_{split}.json")) as f:
+            coco = json.load(f)
+        coco["categories"] = [{"id": 1, "name": ONE_CLASS}]
+        for a in coco["annotations"]:
+            a["category_id"] = 1
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(coco, f)
+        os.replace(tmp, path)
+    return path
+
+
 def register_synthetic_datasets() -> None:
-    """Register ``synthetic_train``, ``synthetic_val`` and the 16-image ``synthetic_val_mini``
-    (generated lazily on first load)."""
+    """Register ``synthetic_train``, ``synthetic_val``, the 16-image ``synthetic_val_mini`` and the
+    one-class ``synthetic_train_one_class`` / ``synthetic_val_one_class`` (generated lazily on first load)."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import load_coco_json
 
     root = default_root()
+    for split in SPLITS:
+        name = f"synthetic_{split}_one_class"
+        if name in DatasetCatalog.list():
+            continue
+        DatasetCatalog.register(name, lambda split=split, name=name: load_coco_json(
+            one_class_split(ensure_generated(), split), os.path.join(default_root(), split), name))
+        MetadataCatalog.get(name).set(
+            thing_classes=[ONE_CLASS], thing_colors=[COLORS[0]], evaluator_type="coco", generated_on_first_use=True,
+            json_file=os.path.join(root, "annotations", f"instances_{split}_one_class.json"),
+            image_root=os.path.join(root, split))
     if "synthetic_val_mini" not in DatasetCatalog.list():
         DatasetCatalog.register("synthetic_val_mini", lambda: load_coco_json(
             mini_split(ensure_generated()), os.path.join(root, "val"), "synthetic_val_mini"))
