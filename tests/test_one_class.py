@@ -34,7 +34,8 @@ def test_the_one_class_configs_train_one_class_and_distil_with_the_sigmoid_term(
 def test_a_softmax_class_term_on_one_class_is_refused_at_start_up():
     """One message naming the fix, before anything is built or read (the teacher file does not exist)."""
     config = "configs/synthetic/one_class/dino_r50_r18.py"
-    proc = subprocess.run([sys.executable, "train_net.py", "--config-file", config, "model.loss.class_term=softmax", "model.teacher_weights=/nonexistent/teacher.pth"],
+    proc = subprocess.run([sys.executable, "train_net.py", "--config-file", config, "model.loss.class_term=softmax",
+                           "model.teacher_weights=/nonexistent/teacher.pth"],
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "with 1 class it is 0 whatever the logits" in proc.stderr and "model.loss.class_term=sigmoid" in proc.stderr
