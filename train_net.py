@@ -158,7 +158,9 @@ def do_train(args, cfg):
         if cfg.train.init_checkpoint:
             load_weights(model, cfg.train.init_checkpoint)
         start_iter = 0
-    if distill and unwrap(model).teacher_weights:  # an untrained teacher is allowed explicitly, not checked
+    if distill and start_iter > 0:
+        logger.info("Teacher check: done when the run started (resumed at iteration {})".format(start_iter))
+    elif distill and unwrap(model).teacher_weights:  # an untrained teacher is allowed explicitly, not checked
         check_teacher(unwrap(model).teacher, unwrap(model).teacher_check, cfg.dataloader, unwrap(model).teacher_weights)
     trainer.train(start_iter, cfg.train.max_iter)
 

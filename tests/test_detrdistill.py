@@ -312,6 +312,15 @@ def test_feature_loss_is_a_mean_over_image_pixels_whatever_the_batch_layout():
     for k in padded:
         torch.testing.assert_close(with_garbage[k], padded[k])
         assert padded[k] != once[k]
+    # by hand: per level, the sum of mask^2 x squared difference over the image pixels / (image pixels x C)
+    state = encoder_state(t_feat, shapes)
+    state.padding_mask = padding
+    mask = fd.masks(state, out, scores)  # [stages, B, S]
+    diff = (t_feat - fd.adapter(s_feat)).pow(2).sum(-1).detach()
+    for stage, key in ((0, "loss_fd_0"), (1, "loss_fd")):
+        expected = sum(((mask[stage] ** 2 * diff)[:, a:b][~padding[:, a:b]]).sum() / ((~padding[:, a:b]).sum() * D)
+                       for a, b in ((0, 16), (16, 20)))
+        torch.testing.assert_close(padded[key].detach(), expected)
 
 
 @pytest.mark.parametrize("negatives", ["image", "batch"])

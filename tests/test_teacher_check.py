@@ -72,6 +72,22 @@ def test_a_random_teacher_is_stopped_and_images_0_turns_the_check_off(data):
     assert check_teacher(random_teacher, TeacherCheck(images=0), data, "random.pth") is None
 
 
+class _NoDetections(torch.nn.Module):
+    """A teacher that predicts nothing at all: COCOEvaluator then has no AP (NaN), which is no pass."""
+
+    def forward(self, inputs):
+        from detectron2.structures import Boxes, Instances
+
+        return [{"instances": Instances((x["height"], x["width"]), pred_boxes=Boxes(torch.zeros(0, 4)),
+                                        scores=torch.zeros(0), pred_classes=torch.zeros(0, dtype=torch.long))}
+                for x in inputs]
+
+
+def test_a_teacher_without_any_detection_is_stopped(data):
+    with pytest.raises(TeacherCheckError, match="scores nan AP"):
+        check_teacher(_NoDetections(), TeacherCheck(images=SLICE), data, "empty.pth")
+
+
 def test_train_net_stops_before_the_first_step_without_a_traceback(tmp_path):
     """A random teacher checkpoint through train_net.py: one message, exit status 1, no step taken."""
     cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)

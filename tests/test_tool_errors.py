@@ -113,6 +113,13 @@ def test_probe_points_compares_a_students_predictions_with_the_teachers(tmp_path
     assert [r[0].strip() for r in rows] == ["kd_general", "kd_specific"] * 2
     for r in rows[2:]:  # box queries: both agreement columns and both distances to the reference box
         assert all(0.0 <= float(v) <= 2.0 for v in r[1:])
+    # --class-terms: value / gradient norm of each class term, every one pulling (untrained student)
+    proc = run(["tools/probe_points.py", "--config-file", pair, "--images", "2", "--size", "96", "--class-terms",
+                *untrained])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [ln.split("|")[2:-1] for ln in proc.stdout.splitlines() if ln.startswith("| kd_") and " / " in ln]
+    assert len(rows) == 2 and all(len(r) == 3 for r in rows)
+    assert all(float(v) > 0 for r in rows for cell in r for v in cell.split(" / "))
     # a checkpoint of another model is refused, naming the flag
     torch.save({"model": {"backbone.x": torch.zeros(1)}}, tmp_path / "other.pth")
     proc = run(["tools/probe_points.py", "--config-file", pair, "--student", str(tmp_path / "other.pth"), *untrained])
@@ -159,3 +166,30 @@ def test_probe_single_scale_refuses_a_missing_checkpoint(tmp_path):
     proc = run(["tools/probe_single_scale.py", "--config-file", "configs/synthetic/dab_detr_r18.py", "--checkpoint",
                 str(tmp_path / "x.pth")])
     assert proc.returncode != 0 and "x.pth" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-800:]
+
+
+def test_benchmark_kd_refuses_to_reuse_a_run_of_another_distillation_loss(tmp_path):
+    """A finished run trained before a default changed is not counted under its arm's name."""
+    from detectron2.config import LazyConfig
+
+    from kddetr.config import load_config, loss_differences
+
+    pair = "configs/synthetic/dino_r50_r18.py"
+    authors = ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"]
+    LazyConfig.save(load_config(os.path.join(ROOT, pair), authors), str(tmp_path / "config.yaml"))
+    assert loss_differences(str(tmp_path), pair) == ["normalization: authors -> per_image",
+                                                     "weights: {'cls': 1.0, 'giou': 2.0, 'l1': 5.0} -> "
+                                                     "{'cls': 2.0, 'giou': 2.0, 'l1': 5.0}"]
+    assert loss_differences(str(tmp_path), pair, authors) == []
+    out = tmp_path / "study"
+    run_dir = out / "kddetr_seed0"
+    run_dir.mkdir(parents=True)
+    (tmp_path / "config.yaml").rename(run_dir / "config.yaml")
+    (run_dir / "model_final.pth").write_bytes(b"")
+    (run_dir / "metrics.json").write_text('{"iteration": 1, "total_loss": 1.0}\n{"iteration": 1, "bbox/AP": 5.0}\n')
+    teacher = tmp_path / "teacher.pth"
+    teacher.write_bytes(b"")
+    proc = run(["tools/benchmark_kd.py", "--no-alone", "--no-inconsistent", "--iters", "2", "--seeds", "0",
+                "--teacher", str(teacher), "--output", str(out)])
+    assert proc.returncode != 0 and "was trained with another distillation loss" in proc.stderr
+    assert "normalization: authors -> per_image" in proc.stderr and "Traceback" not in proc.stderr

@@ -49,6 +49,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 
 FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", "dab_deformable_detr",
             "conditional_detr"]
@@ -185,7 +186,9 @@ def run_arms(args) -> dict:
             if args.rebuild:  # the committed records: metrics.json only, never train
                 if not os.path.isfile(os.path.join(out, "metrics.json")):
                     raise SystemExit(f"--rebuild: no record {out}/metrics.json for {arm}, seed {seed}")
-            elif not (os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters)):
+            elif os.path.isfile(os.path.join(out, "model_final.pth")) and evaluations(out, args.iters):
+                refuse_stale(out, config, [*extra, *args.opts])  # reused: it must be what the arm trains
+            else:
                 os.makedirs(out, exist_ok=True)
                 t0 = time.perf_counter()
                 overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
@@ -199,9 +202,19 @@ def run_arms(args) -> dict:
     return runs
 
 
+def refuse_stale(out: str, config: str, overrides) -> None:
+    """A finished run whose distillation loss is no longer its arm's (e.g. trained before a default changed)
+    is refused rather than reused under the arm's name."""
+    from kddetr.config import loss_differences
+
+    differences = loss_differences(out, config, overrides)
+    if differences:
+        raise SystemExit(f"{out} was trained with another distillation loss than its arm now trains "
+                         f"({'; '.join(differences)}): delete the folder to train it again, or give another --output")
+
+
 def load_config_keys(config: str):
     """The top-level keys of ``config``'s model (``student`` marks a distillation config)."""
-    sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))
     from detectron2.config import LazyConfig
 
     return set(LazyConfig.load(os.path.join(ROOT, config)).model.keys())

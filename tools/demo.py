@@ -50,7 +50,7 @@ def progress_of(line: str, iters: int) -> str:
     if m:
         return f"pretraining its {m.group(1)} backbone (once), step {m.group(2)}/{m.group(3)}, eta {m.group(4)}"
     if "Start inference on" in line:
-        return "evaluating on synthetic_val"
+        return "evaluating"
     if "Teacher check:" in line:
         return "teacher checked: " + line.split("Teacher check:", 1)[1].split("(")[0].strip()
     return ""

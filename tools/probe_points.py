@@ -74,19 +74,19 @@ def agreement(teacher: "DecoderOutput", student: "DecoderOutput", reference: "Te
 def print_class_term_gradients(teacher: "dict", student: "dict") -> None:
     """Per point set: the value and gradient norm (on the student's last-layer logits) of KD-DETR's class
     term per image at weight 1, for the softmax term at T 10 and the sigmoid one at T 10 and 1."""
-
-    from kddetr.distill.kd_detr import CLASS_DIVERGENCES
+    from kddetr.distill import KDDETRLoss
 
     variants = [("softmax", 10.0), ("sigmoid", 10.0), ("sigmoid", 1.0)]
     print("\n| point set | " + " | ".join(f"{c} T={t:g}: value / gradient norm" for c, t in variants) + " |")
     print("|---|" + "---|" * len(variants))
     for group, out in student.items():
-        t = teacher[group].logits[-1]
-        w = t.sigmoid().max(-1)[0]
+        t_logits, t_boxes = teacher[group].logits[-1], teacher[group].boxes[-1]
         cells = []
         for term, temperature in variants:
+            loss = KDDETRLoss(temperature=temperature, class_term=term, weights={"cls": 1.0, "l1": 5.0, "giou": 2.0})
             s = out.logits[-1].detach().clone().requires_grad_(True)
-            value = (w * CLASS_DIVERGENCES[term](s, t, temperature)).sum() / s.shape[0]
+            w = loss.point_weights(t_logits, None)
+            value = loss.terms(s, out.boxes[-1], t_logits, t_boxes, w)["cls"]  # per image, weight 1
             value.backward()
             cells.append(f"{value.item():.4f} / {s.grad.norm().item():.4f}")
         print(f"| {group} | " + " | ".join(cells) + " |")

@@ -430,6 +430,31 @@ def model_num_classes(model_cfg) -> List[int]:
     return [v for v in values if isinstance(v, int)]
 
 
+#: the distillation loss settings a finished run must share with its config to be reused for it (a class term
+#: without ``class_term`` was the softmax one)
+_LOSS_KEYS = {"normalization": None, "class_term": "softmax", "temperature": None, "weights": None}
+
+
+def loss_differences(run_dir: str, config_file: str, opts: Sequence[str] = ()) -> List[str]:
+    """The distillation loss settings in which the finished run in ``run_dir`` (its ``config.yaml``) differs
+    from ``config_file`` with ``opts``, e.g. ``["normalization: authors -> per_image"]``; [] when they agree
+    or either has no distillation loss (a run from before a default changed is not silently reused)."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return []
+    ran, want = OmegaConf.load(path).model.get("loss"), load_config(config_file, opts).model.get("loss")
+    if ran is None or want is None:
+        return []
+    out = []
+    for key, default in _LOSS_KEYS.items():
+        a, b = (OmegaConf.to_object(c[key]) if isinstance(c.get(key), DictConfig) else c.get(key, default)
+                for c in (ran, want))
+        if a != b:
+            a, b = (dict(sorted(v.items())) if isinstance(v, dict) else v for v in (a, b))
+            out.append(f"{key}: {a} -> {b}")
+    return out
+
+
 def check_class_term(cfg: DictConfig) -> None:
     """A distillation config's class term must be able to move the student: the softmax term over one
     class is 0 whatever the logits (refused here, before anything is built, with the fix)."""

@@ -64,7 +64,8 @@ def binary_kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) 
 CLASS_DIVERGENCES = {"softmax": kl_per_point, "sigmoid": binary_kl_per_point}
 
 
-SIGMOID_FIX = "Set model.loss.class_term=sigmoid (a binary KL per class on the sigmoid scores)."
+SIGMOID_FIX = ("Set model.loss.class_term=sigmoid (a binary KL per class on the sigmoid scores; with "
+               "model.loss.temperature=1.0 model.loss.weights.cls=0.5 as configs/synthetic/one_class/dino_r50_r18.py).")
 
 
 def check_class_term(owner: str, class_term: str, num_classes: int, fix: str = SIGMOID_FIX) -> None:

@@ -58,13 +58,9 @@ def teacher_slice_ap(teacher: nn.Module, dataloader_cfg, images: int) -> float:
     if "output_dir" in evaluator_cfg:  # the run's own evaluation writes there, not this check
         evaluator_cfg.output_dir = None
     evaluator = _SliceEvaluator(instantiate(evaluator_cfg), [d["image_id"] for d in dicts])
-    was_training = teacher.training
-    teacher.eval()
-    try:
-        results = inference_on_dataset(teacher, loader, evaluator)  # gathered on the main process
-    finally:
-        teacher.train(was_training)
-    ap = float(results["bbox"]["AP"]) if comm.is_main_process() else 0.0
+    results = inference_on_dataset(teacher, loader, evaluator)  # in eval mode; gathered on the main process
+    # NaN when nothing was predicted (or evaluated): never above a floor
+    ap = float((results or {}).get("bbox", {}).get("AP", float("nan"))) if comm.is_main_process() else 0.0
     return comm.all_gather(ap)[0]  # every process decides on the main process's value
 
 
@@ -81,9 +77,9 @@ def check_teacher(teacher: nn.Module, check: Optional[TeacherCheck], dataloader_
     names = dataloader_cfg.test.dataset.get("names", "the test set")
     logger.info(f"Teacher check: {ap:.1f} AP on the first {check.images} images of {names} "
                 f"(floor model.teacher_check.min_ap={check.min_ap})")
-    if ap < check.min_ap:
+    if not ap >= check.min_ap:  # NaN included
         raise TeacherCheckError(
-            f"KDDETR: the teacher ({weights or 'untrained'}) scores {ap:.2f} AP on the first {check.images} images "
+            f"KDDETR: the teacher ({weights}) scores {ap:.2f} AP on the first {check.images} images "
             f"of {names}, below model.teacher_check.min_ap={check.min_ap}. It loaded, but predicts nothing useful "
             "here: a checkpoint trained on another dataset, converted with another class order, or not trained. "
             "Check model.teacher_weights and that the dataset's classes are the teacher's, in its order; "
