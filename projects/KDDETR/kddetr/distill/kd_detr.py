@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..modeling.criterion import layer_suffix
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
-from .detrdistill import stage_map
+from .detrdistill import soft_bce, stage_map
 from .points import PointPairs
 
 #: ``KDDETRLoss.normalization`` values: the class term divided by the images of the process (default: the same
@@ -41,23 +41,13 @@ def kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tens
 
 
 def binary_kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tensor:
-    """``sum_k KL(Bernoulli(sigmoid(t_k / T)) || Bernoulli(sigmoid(s_k / T)))`` times ``T^2``: each class
-    is the binary problem the detectors' focal loss trains, so the teacher's confidence that anything is
-    there at all is carried (a softmax over the classes cannot see it), and one class works.
-
-    Args:
-        s_logits: ``[..., K]`` the student's logits (gradients flow).
-        t_logits: ``[..., K]`` the teacher's logits (detached here).
-
-    Returns:
-        ``[...]`` one value per point, in float32.
-    """
+    """``sum_k KL(Bernoulli(sigmoid(t_k / T)) || Bernoulli(sigmoid(s_k / T)))`` times ``T^2`` (DETRDistill's
+    soft BCE minus the targets' entropy, per class, at temperature T): each class is the binary problem the
+    detectors' focal loss trains, so the teacher's confidence that anything is there at all is carried (a
+    softmax over the classes cannot see it), and one class works. ``[..., K]`` logits (the teacher's
+    detached) -> ``[...]`` one value per point, in float32."""
     T = temperature
-    s, t = s_logits.float() / T, t_logits.detach().float() / T
-    p_t = t.sigmoid()
-    # log p = logsigmoid(x), log(1 - p) = logsigmoid(-x): finite for any logit
-    kl = p_t * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s))
-    return kl.sum(-1) * (T * T)
+    return soft_bce(s_logits.float() / T, t_logits.detach().float() / T).sum(-1) * (T * T)
 
 
 #: the per-point class divergence of each ``class_term``
