@@ -39,6 +39,7 @@ from kddetr.config import (
     check_device,
     check_inputs,
     check_num_classes,
+    check_ranges,
     is_backbone_pretraining,
     load_config,
 )
@@ -169,6 +170,7 @@ def check_config(cfg, args) -> None:
     """The checks that need nothing built: the user dataset (registered here), every input file,
     the device. (``load_config`` has checked the override keys.)"""
     apply_user_dataset(cfg)
+    check_ranges(cfg, args.num_gpus * args.num_machines)
     if args.eval_only and (not cfg.train.init_checkpoint or is_backbone_pretraining(cfg.train.init_checkpoint)):
         start = f" ('{cfg.train.init_checkpoint}' is the backbone the config trains from)" \
             if cfg.train.init_checkpoint else ""

@@ -139,3 +139,13 @@ def test_synthetic_layer_compression_students_are_shallower_than_their_teacher()
         for key in ("train.max_iter", "train.init_checkpoint", "optimizer.lr", "optimizer.weight_decay",
                     "dataloader.train.total_batch_size", "lr_multiplier.scheduler.milestones"):
             assert OmegaConf.select(alone, key) == OmegaConf.select(cfg, key) is not None, (path, key)
+
+
+def test_every_config_is_in_range_as_shipped():
+    from kddetr.config import check_ranges, load_config
+
+    paths = [p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+             if os.sep + "common" + os.sep not in p and os.sep + "models" + os.sep not in p]
+    assert len(paths) > 40
+    for path in paths:
+        check_ranges(load_config(path), 8 if "synthetic" not in path else 1)

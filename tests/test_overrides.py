@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 from omegaconf import OmegaConf
 
-from kddetr.config import check_override_syntax, check_override_values, load_config
+from kddetr.config import check_override_syntax, check_override_values, check_ranges, load_config
 
 DINO = "configs/synthetic/dino_r18.py"
 PAIR = "configs/synthetic/dino_r50_r18.py"
@@ -120,3 +120,30 @@ def test_a_keyword_argument_the_config_leaves_at_its_default_is_a_key():
     assert cfg.model.allow_untrained_teacher is True
     with pytest.raises(KeyError, match="model.allow_untrained_teachers' does not exist"):
         load_config(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"), ["model.allow_untrained_teachers=True"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.points.0.num=-5", r"model.points.0.num=-5 is out of range \(distillation points\): it must be >= 1"),
+    ("dataloader.train.total_batch_size=0", r"total_batch_size=0 is out of range .*: it must be >= 1"),
+    ("model.loss.temperature=0", r"model.loss.temperature=0.0 is out of range \(the temperature\): it must be > 0"),
+    ("model.loss.weights.giou=-2", r"model.loss.weights.giou=-2.0 is out of range \(a loss weight\): it must be >= 0"),
+    ("optimizer.lr=0", r"optimizer.lr=0.0 is out of range \(the learning rate\): it must be > 0"),
+    ("model.student.num_queries=0", r"model.student.num_queries=0 is out of range \(queries\)"),
+    ("model.teacher.dn_number=-1", r"model.teacher.dn_number=-1 is out of range \(denoising queries\)"),
+    ("train.max_iter=0", r"train.max_iter=0 is out of range \(iterations\)"),
+])
+def test_values_out_of_range_are_refused_before_anything_is_built(override, message):
+    cfg = load_config(os.path.join(ROOT, PAIR), [override])
+    with pytest.raises(ValueError, match=message):
+        check_ranges(cfg)
+    check_ranges(load_config(os.path.join(ROOT, PAIR)))  # the config as shipped is in range
+
+
+def test_a_batch_the_processes_cannot_share_is_refused():
+    cfg = load_config(os.path.join(ROOT, PAIR))  # 8 images
+    check_ranges(cfg, 4)
+    with pytest.raises(ValueError, match=r"total_batch_size=8 cannot be shared by 3 processes.*e\.g\. 6 or 9"):
+        check_ranges(cfg, 3)
+    proc = subprocess.run([sys.executable, "train_net.py", "--config-file", PAIR, "model.loss.temperature=0"],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "model.loss.temperature=0.0" in proc.stderr

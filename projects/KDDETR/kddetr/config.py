@@ -430,6 +430,46 @@ def model_num_classes(model_cfg) -> List[int]:
     return [v for v in values if isinstance(v, int)]
 
 
+#: (key pattern, lowest value, whether the lowest is allowed, what the key counts or weighs): the ranges a
+#: value must be in before anything is built; a key a config does not have is not checked
+_RANGES = [
+    (r"dataloader\.train\.total_batch_size", 1, True, "images per iteration, over all processes"),
+    (r"train\.max_iter", 1, True, "iterations"),
+    (r"train\.(eval_period|checkpointer\.period)", 0, True, "iterations between two (0: none but the last)"),
+    (r"train\.log_period", 1, True, "iterations between two log lines"),
+    (r"optimizer\.lr", 0, False, "the learning rate"),
+    (r"(.*\.)?num_queries", 1, True, "queries"),
+    (r"(.*\.)?dn_number", 0, True, "denoising queries"),
+    (r"model\.points\.\d+\.num", 1, True, "distillation points"),
+    (r"model\.(loss|detrdistill\.\w+)\.temperature", 0, False, "the temperature"),
+    (r"model\.(loss|detrdistill\.\w+)\.weights?(\.\w+)?", 0, True, "a loss weight"),
+]
+
+
+def check_ranges(cfg: DictConfig, num_processes: int = 1) -> None:
+    """Refuse counts and weights out of their range (a negative number of points, a zero temperature, a
+    batch that the processes cannot share), naming the key, the value and the range, before anything is
+    built: out of range they crash deep in the model, or train a step and stop on a non-finite loss."""
+    for key in _walk_keys(cfg):
+        for pattern, low, inclusive, what in _RANGES:
+            if not re.fullmatch(pattern, key):
+                continue
+            checked, value = _original(cfg, key)
+            if not checked or isinstance(value, (bool, DictConfig, ListConfig)) or \
+                    not isinstance(value, (int, float)):
+                continue
+            if not (value >= low if inclusive else value > low) or not math.isfinite(value):
+                bound = f">= {low}" if inclusive else f"> {low}"
+                raise ValueError(f"{key}={value} is out of range ({what}): it must be {bound}. Set {key} to a "
+                                 f"value {bound}.")
+    batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
+    if isinstance(batch, int) and num_processes > 1 and batch % num_processes:
+        raise ValueError(
+            f"dataloader.train.total_batch_size={batch} cannot be shared by {num_processes} processes: it must be a "
+            f"multiple of the number of processes. Set it to e.g. {max(1, batch // num_processes) * num_processes} "
+            f"or {(batch // num_processes + 1) * num_processes}.")
+
+
 #: the distillation loss settings a finished run must share with its config to be reused for it (a class term
 #: without ``class_term`` was the softmax one)
 _LOSS_KEYS = {"normalization": None, "class_term": "softmax", "temperature": None, "weights": None}
