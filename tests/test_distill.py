@@ -1,7 +1,9 @@
 """The KD-DETR META_ARCH: frozen teacher, shared points, loss, fused pass, build errors."""
+import os
+
 import pytest
 import torch
-from conftest import build_tiny_dino, build_tiny_kd, synthetic_batch
+from conftest import ROOT, build_tiny_dino, build_tiny_kd, synthetic_batch
 
 from kddetr.distill import (
     KDDETR,
@@ -182,6 +184,31 @@ def test_untrained_teacher_refused_without_the_flag():
 def test_missing_teacher_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth' does not exist"):
         build_tiny_kd(teacher_weights=str(tmp_path / "nope.pth"))
+
+
+def test_a_directory_as_teacher_is_named_as_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is a directory, not a checkpoint file.*e.g. its model_final.pth"):
+        build_tiny_kd(teacher_weights=str(tmp_path))
+    (tmp_path / "model_final.pth").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=rf"model.teacher_weights={tmp_path}/model_final.pth"):
+        build_tiny_kd(teacher_weights=str(tmp_path))
+    from kddetr.config import check_inputs, load_config
+
+    cfg = load_config(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"), [f"model.teacher_weights={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="is a directory") as e:
+        check_inputs(cfg)
+    assert "does not exist" not in str(e.value)
+
+
+def test_a_teacher_of_another_class_count_is_named_as_such(tmp_path):
+    """A 6-class teacher checkpoint for a 3-class dataset (user_dataset.* sets every num_classes to 3):
+    the class counts are named, not a list of tensor shapes."""
+    path = tmp_path / "teacher.pth"
+    torch.save({"model": build_tiny_kd().teacher.state_dict()}, path)
+    teacher = build_tiny_dino(embed_dim=48, ffn_dim=96, dec_layers=3, num_classes=3)
+    with pytest.raises(ValueError, match="predicts 6 classes, but the config's teacher and student .* have 3"):
+        KDDETR(teacher=teacher, student=build_tiny_dino(num_classes=3), points=[TeacherQueries()], loss=KDDETRLoss(),
+               teacher_weights=str(path))
 
 
 def test_teacher_with_other_classes():

@@ -346,6 +346,15 @@ def _missing_local_file(path: str) -> bool:
     return bool(path) and "://" not in path and not os.path.isfile(path)
 
 
+def directory_given(path: str, key: str) -> Optional[str]:
+    """What to say when ``key``'s ``path`` is a directory (it exists, but a checkpoint is a file)."""
+    if not (path and os.path.isdir(path)):
+        return None
+    inside = os.path.join(path, "model_final.pth")
+    hint = f": {key}={inside}" if os.path.isfile(inside) else " (e.g. its model_final.pth)"
+    return f"{key} '{path}' is a directory, not a checkpoint file; give the checkpoint file inside it{hint}."
+
+
 def is_backbone_pretraining(path: str) -> bool:
     """A backbone-only initialisation (ImageNet ``R-<depth>.pkl``, ``synthetic-backbone://R-<depth>``):
     what a config trains from, never weights to evaluate."""
@@ -358,6 +367,8 @@ def _missing_init_checkpoint(path: str) -> Optional[str]:
     """What is wrong with ``train.init_checkpoint`` and how to fix it, or None."""
     if not _missing_local_file(path):
         return None
+    if directory_given(path, "train.init_checkpoint"):
+        return directory_given(path, "train.init_checkpoint")
     backbone = _IMAGENET_BACKBONE.search(path)
     if backbone:
         return (f"train.init_checkpoint '{path}' (the ImageNet ResNet-{backbone.group(1)} backbone) does not exist: "
@@ -408,7 +419,9 @@ def check_inputs(cfg: DictConfig, eval_only: bool = False) -> None:
     FileNotFoundError that lists each missing file and how to get it, before anything is built."""
     problems = _missing_datasets(cfg)
     teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
-    if not eval_only and _missing_local_file(teacher):
+    if not eval_only and directory_given(teacher, "model.teacher_weights"):
+        problems.append(directory_given(teacher, "model.teacher_weights"))
+    elif not eval_only and _missing_local_file(teacher):
         teacher_cfg = OmegaConf.select(cfg, "model.teacher._target_", default=None)
         family = getattr(teacher_cfg, "__name__", str(teacher_cfg).rsplit(".", 1)[-1])
         problems.append(

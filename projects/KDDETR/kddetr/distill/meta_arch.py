@@ -12,7 +12,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
-from ..checkpoint import load_strict, read_state_dict
+from ..checkpoint import CheckpointError, load_strict, read_state_dict
 from ..engine.teacher_check import TeacherCheck
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
@@ -287,6 +287,10 @@ def teacher_check_settings(check: Optional[Union[Dict, TeacherCheck]]) -> Teache
 def load_teacher(teacher: nn.Module, path: str) -> None:
     """Load ``path`` into ``teacher``; every parameter and persistent buffer must be loaded
     with the right shape, or a clear error names the first offenders."""
+    from ..config import directory_given
+
+    if directory_given(path, "model.teacher_weights"):
+        raise FileNotFoundError(f"KDDETR: {directory_given(path, 'model.teacher_weights')}")
     if "://" not in path and not os.path.isfile(path):
         raise FileNotFoundError(
             f"KDDETR: teacher checkpoint '{path}' does not exist. Train a teacher with its single-model config "
@@ -301,6 +305,15 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
             "model.teacher_weights at the teacher's own checkpoint, or export the student first with "
             "tools/export_student.py to use it as a teacher."
         )
+    heads = [f"{name}.weight" for name, m in teacher.named_modules()
+             if isinstance(m, nn.Linear) and "class" in name and m.out_features == teacher.num_classes]
+    counts = {state[k].shape[0] for k in heads if k in state and state[k].dim() == 2}
+    if counts and counts != {teacher.num_classes}:
+        raise CheckpointError(
+            f"KDDETR: the teacher checkpoint '{path}' (model.teacher_weights) predicts {max(counts)} classes, but the "
+            f"config's teacher and student (and their dataset) have {teacher.num_classes}. A teacher distils only the "
+            f"classes it was trained on: train or convert a teacher on this dataset's {teacher.num_classes} classes "
+            "(the user_dataset.* keys set every model.*.num_classes from the json), or train on the teacher's dataset.")
     unused = load_strict(teacher, path, state, key="model.teacher_weights",
                          fix="Set model.teacher_weights to a checkpoint trained with the teacher's single-model "
                          "config, or make model.teacher match the checkpoint.")
