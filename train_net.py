@@ -32,7 +32,7 @@ from detectron2.utils.logger import setup_logger
 # configs and this script import kddetr; this finds it in a source checkout that was not pip-installed
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "projects", "KDDETR"))
 
-from kddetr.checkpoint import CheckpointError, FiniteCheckpointer, load_strict, model_state_dict, read_state_dict
+from kddetr.checkpoint import FiniteCheckpointer, load_strict, model_state_dict, read_state_dict
 from kddetr.config import (
     apply_user_dataset,
     check_class_term,
@@ -46,7 +46,8 @@ from kddetr.config import (
 from kddetr.data import build_train_loader
 from kddetr.distill import KDDETR
 from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap
-from kddetr.engine.teacher_check import TeacherCheckError, check_teacher
+from kddetr.engine.teacher_check import check_teacher
+from kddetr.errors import Refusal, refusals_exit
 
 logger = logging.getLogger("kddetr")
 INIT_KEY = "train.init_checkpoint"
@@ -183,6 +184,18 @@ def check_config(cfg, args) -> None:
 
 
 def main(args):
+    """One process's run. A refusal (bad input, non-finite stop) of a process among several is printed by
+    that process and ends it with status 1; the launcher then stops the others and ``cli`` exits with 1."""
+    try:
+        return run(args)
+    except Refusal as e:
+        if comm.get_world_size() == 1:
+            raise  # cli prints it
+        print(f"train_net.py (process {comm.get_rank()}): {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def run(args):
     cfg = load_config(args.config_file, args.opts)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="kddetr")
     check_config(cfg, args)
@@ -206,11 +219,14 @@ def cli(argv=None) -> None:
         check_config(load_config(args.config_file, args.opts), args)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
         raise SystemExit(f"train_net.py: {e.args[0] if e.args else e}") from None
-    try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (CheckpointError, TeacherCheckError) as e:  # a checkpoint that cannot be read, does not match, or
-        raise SystemExit(f"train_net.py: {e}") from None  # a teacher that predicts nothing: no traceback needed
+    with refusals_exit("train_net.py"):  # the project's refusals: one message, no traceback
+        try:
+            launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))
+        except torch.multiprocessing.ProcessExitedException as e:
+            if e.exit_code != 1:
+                raise
+            raise SystemExit(1) from None  # a process printed its refusal
 
 
 if __name__ == "__main__":

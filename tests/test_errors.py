@@ -199,3 +199,11 @@ def test_building_blocks_refuse_bad_sizes():
         fused_attention_mask([QueryGroup("a", q), QueryGroup("a", q)], torch.device("cpu"))
     with pytest.raises(KeyError, match="unknown group 'b'"):
         fused_attention_mask([QueryGroup("a", q, sees=("b",)), QueryGroup("c", q)], torch.device("cpu"))
+
+
+def test_an_empty_teacher_is_refused_with_one_message():
+    proc = subprocess.run([sys.executable, "train_net.py", "--config-file", "configs/synthetic/dino_r50_r18.py",
+                           'model.teacher_weights=""'], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "train_net.py: KDDETR: model.teacher_weights is empty" in proc.stderr

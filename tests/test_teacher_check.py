@@ -104,6 +104,20 @@ def test_train_net_stops_before_the_first_step_without_a_traceback(tmp_path):
     assert not metrics.exists() or metrics.read_text() == ""
 
 
+def test_every_process_refuses_with_one_message(tmp_path):
+    """Two processes (GLOO): the refusal is printed by the processes, not as a traceback, and the run exits 1."""
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(ROOT, CONFIG)), SIZES)
+    torch.manual_seed(0)
+    teacher = tmp_path / "teacher.pth"
+    torch.save({"model": instantiate(cfg.model.teacher).state_dict()}, teacher)
+    args = ["--num-gpus", "2", "train.max_iter=2", f"train.output_dir={tmp_path / 'out'}",
+            f"model.teacher_weights={teacher}", *FAST, f"model.teacher_check.images={SLICE}"]
+    proc = subprocess.run([sys.executable, "train_net.py", "--config-file", CONFIG, *args], cwd=ROOT,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "train_net.py (process 0): KDDETR: the teacher" in proc.stderr
+
+
 @pytest.mark.parametrize("check, message", [
     (dict(image=5), "has no key 'image'"),
     (dict(images=-1), "images must be a whole number >= 0"),

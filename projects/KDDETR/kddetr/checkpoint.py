@@ -12,12 +12,14 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 from torch import Tensor, nn
 
+from .errors import NonFiniteError, Refusal
+
 # BatchNorm's step counter; a FrozenBatchNorm2d built as such (norm="FrozenBN": the COCO configs',
 # detrex's backbones) has none, so its checkpoint would not load into the same model with norm="BN".
 BN_COUNTER = "num_batches_tracked"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Refusal, ValueError):
     """A checkpoint file that cannot be read, or that does not match the model it is loaded into
     (the message names the file, the config key it came from and the fix)."""
 
@@ -117,7 +119,7 @@ class FiniteCheckpointer(DetectionCheckpointer):
     def save(self, name: str, **kwargs) -> None:
         bad = non_finite_tensors(self.model.state_dict())
         if bad:
-            raise FloatingPointError(
+            raise NonFiniteError(
                 f"Not writing checkpoint '{name}': {len(bad)} model tensors are non-finite (first: "
                 f"{', '.join(bad[:3])}). The last good checkpoint is "
                 f"{self.get_checkpoint_file() if self.has_checkpoint() else 'none (nothing was written yet)'}.")

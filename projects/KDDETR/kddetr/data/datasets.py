@@ -10,6 +10,8 @@ from typing import Dict, List, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 
+from ..errors import InputError, MissingInputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,16 +37,16 @@ def _load_coco_json(json_file: str) -> Dict:
         with open(json_file, encoding="utf-8") as f:
             coco = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(
+        raise InputError(
             f"user_dataset: '{json_file}' is not valid json ({e}). Fix the file or point the user_dataset "
             "key at the right one."
         ) from e
     if not isinstance(coco, dict):
-        raise ValueError(f"user_dataset: '{json_file}' holds a json {type(coco).__name__}, not a COCO instances "
+        raise InputError(f"user_dataset: '{json_file}' holds a json {type(coco).__name__}, not a COCO instances "
                          "object with 'images', 'annotations' and 'categories' lists.")
     missing = [k for k in ("images", "annotations", "categories") if k not in coco]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"user_dataset: '{json_file}' is not a COCO instances file: missing {missing}. "
             "It needs 'images', 'annotations' and 'categories' lists."
         )
@@ -53,10 +55,10 @@ def _load_coco_json(json_file: str) -> Dict:
         fields = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
                   "categories": ("id", "name")}[key]
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise ValueError(f"user_dataset: '{key}' in '{json_file}' must be a list of objects.")
+            raise InputError(f"user_dataset: '{key}' in '{json_file}' must be a list of objects.")
         bad = [i for i, e in enumerate(entries) if any(f not in e for f in fields)]
         if bad:
-            raise ValueError(f"user_dataset: {len(bad)} entries of '{key}' in '{json_file}' lack one of {fields} "
+            raise InputError(f"user_dataset: {len(bad)} entries of '{key}' in '{json_file}' lack one of {fields} "
                              f"(positions {_some(bad)}). Fix or remove them in the json.")
     return coco
 
@@ -82,7 +84,7 @@ def check_user_coco(coco: Dict, json_file: str, image_root: str) -> None:
 
     bad = [a for a in annos if not _is_box(a["bbox"])]
     if bad:
-        raise ValueError(
+        raise InputError(
             f"user_dataset: {len(bad)} of {len(annos)} annotations in '{json_file}' have a bbox that is not "
             f"[x, y, width, height] with width >= 0 and height >= 0: annotation ids {_ids(bad)} "
             f"(first bbox: {bad[0]['bbox']}). Fix or remove these annotations in the json."
@@ -91,14 +93,14 @@ def check_user_coco(coco: Dict, json_file: str, image_root: str) -> None:
     if bad:
         unknown = _some(sorted({a["category_id"] for a in bad}, key=str))
         known = _some(sorted(category_ids, key=str), 10)
-        raise ValueError(
+        raise InputError(
             f"user_dataset: {len(bad)} annotations in '{json_file}' have a category_id that is not among its "
             f"'categories' (ids {known}): category_id {unknown} in annotation ids {_ids(bad)}. "
             "Add the category to 'categories' or fix or remove these annotations in the json."
         )
     bad = [a for a in annos if a["image_id"] not in image_ids]
     if bad:
-        raise ValueError(
+        raise InputError(
             f"user_dataset: {len(bad)} annotations in '{json_file}' refer to an image_id that is not among its "
             f"'images': image_id {_some(sorted({a['image_id'] for a in bad}, key=str))} in annotation ids "
             f"{_ids(bad)}. Fix or remove these annotations in the json."
@@ -106,7 +108,7 @@ def check_user_coco(coco: Dict, json_file: str, image_root: str) -> None:
     missing = [img["file_name"] for img in coco["images"]
                if not os.path.isfile(os.path.join(image_root, img["file_name"]))]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"user_dataset: {len(missing)} of {len(coco['images'])} images listed in '{json_file}' are not in "
             f"'{image_root}': {_some(missing)}. Point the *_images key at the folder the json's file_name "
             "values are relative to, or remove these images (and their annotations) from the json."
@@ -122,9 +124,9 @@ def register_user_coco(name: str, json_file: str, image_root: str) -> List[str]:
     does not exist is a clear error naming the file and the offending ids (see :func:`check_user_coco`).
     """
     if not os.path.isfile(json_file):
-        raise FileNotFoundError(f"user_dataset: annotation file '{json_file}' does not exist.")
+        raise MissingInputError(f"user_dataset: annotation file '{json_file}' does not exist.")
     if not os.path.isdir(image_root):
-        raise FileNotFoundError(f"user_dataset: image folder '{image_root}' does not exist.")
+        raise MissingInputError(f"user_dataset: image folder '{image_root}' does not exist.")
     coco = _load_coco_json(json_file)
     check_user_coco(coco, json_file, image_root)
     classes = [c["name"] for c in sorted(coco["categories"], key=lambda c: c["id"])]
@@ -156,7 +158,7 @@ def build_train_loader(loader_cfg):
     except AssertionError as e:
         if "No valid data found" not in str(e):
             raise
-        raise ValueError(
+        raise InputError(
             f"Dataset '{loader_cfg.dataset.names}' has no box annotations: it cannot be used for "
             "training. Point dataloader.train.dataset.names (or user_dataset.train_json) at an "
             "instances json with annotations."

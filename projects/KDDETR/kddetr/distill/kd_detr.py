@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..modeling.criterion import layer_suffix
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
 from .detrdistill import soft_bce, stage_map
@@ -62,7 +63,7 @@ def check_class_term(owner: str, class_term: str, num_classes: int, fix: str = S
     """Refuse a class term that is zero by construction: a softmax over one class is 1 whatever the
     logits, so its KL never moves the student."""
     if class_term == "softmax" and num_classes < 2:
-        raise ValueError(
+        raise ConfigError(
             f"{owner}: the softmax class term compares distributions over the classes, and with "
             f"{num_classes} class it is 0 whatever the logits: the student would learn nothing from the "
             f"teacher's classes. {fix}")

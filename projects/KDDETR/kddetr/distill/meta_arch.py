@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import CheckpointError, load_strict, read_state_dict
 from ..engine.teacher_check import TeacherCheck
+from ..errors import ConfigError, MissingInputError
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
 from .kd_detr import BaselineKDLoss, KDDETRLoss
@@ -87,7 +88,7 @@ class KDDETR(nn.Module):
         super().__init__()
         self.teacher_check = teacher_check_settings(teacher_check)
         if teacher_precision not in TEACHER_PRECISIONS:
-            raise ValueError(f"KDDETR: model.teacher_precision must be one of {sorted(TEACHER_PRECISIONS)}, got "
+            raise ConfigError(f"KDDETR: model.teacher_precision must be one of {sorted(TEACHER_PRECISIONS)}, got "
                              f"'{teacher_precision}'")
         self.teacher_precision = teacher_precision
         self.teacher, self.student, self.loss, self.detrdistill = teacher, student, loss, detrdistill
@@ -96,11 +97,11 @@ class KDDETR(nn.Module):
         shares = any(p.shared for p in self.points) or (detrdistill is not None and detrdistill.shares_queries)
         check_pair(teacher, student, self.points, shares_queries=shares)
         if len(self.points) and loss is None:
-            raise ValueError("KDDETR: model.points are set but model.loss is None; KD-DETR's points need "
+            raise ConfigError("KDDETR: model.points are set but model.loss is None; KD-DETR's points need "
                              "model.loss=L(KDDETRLoss)(...) (configs/common/kd_detr.py: kd_loss(), or baseline_loss() "
                              "for the Table 1 baselines).")
         if not len(self.points) and detrdistill is None:
-            raise ValueError("KDDETR: nothing to distil: model.points is empty and model.detrdistill is None. "
+            raise ConfigError("KDDETR: nothing to distil: model.points is empty and model.detrdistill is None. "
                              "Set KD-DETR points (kd_points() in configs/common/kd_detr.py) and/or DETRDistill "
                              "(detrdistill() in configs/common/detrdistill.py).")
         if loss is not None:
@@ -112,7 +113,7 @@ class KDDETR(nn.Module):
         if teacher_weights:
             load_teacher(teacher, teacher_weights)
         elif not allow_untrained_teacher:
-            raise ValueError(
+            raise ConfigError(
                 "KDDETR: model.teacher_weights is empty, so the teacher would be randomly initialised and "
                 "the student would learn noise. Set model.teacher_weights to a trained teacher checkpoint "
                 "(e.g. output/synthetic/dino_r50/model_final.pth from configs/synthetic/dino_r50.py), or set "
@@ -245,14 +246,14 @@ def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillP
             raise TypeError(f"KDDETR: the {role} ({type(m).__name__}) does not implement the distillation seam "
                             f"(missing {missing}); see DistillableDETR in projects/KDDETR/kddetr/modeling/seam.py.")
     if teacher.num_classes != student.num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"KDDETR: the teacher predicts {teacher.num_classes} classes but the student {student.num_classes}. "
             "Distillation compares class distributions point by point, so both must be trained on the same "
             "classes: set model.student.num_classes (and model.teacher.num_classes) to the dataset's count."
         )
     t_space, s_space = teacher.query_space, student.query_space
     if shares_queries and t_space != s_space:
-        raise ValueError(
+        raise ConfigError(
             f"KDDETR: the teacher ({type(teacher).__name__}) decodes queries in the space '{t_space}' but the "
             f"student ({type(student).__name__}) in '{s_space}', so they cannot decode the same distillation "
             "points. Box queries ('box_logits': DINO, DAB-DETR, DAB-Deformable DETR, Deformable DETR with "
@@ -263,7 +264,7 @@ def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillP
         )
     names = [p.name for p in points]
     if len(set(names)) != len(names):
-        raise ValueError(f"KDDETR: distillation point sets need distinct names, got {names}")
+        raise ConfigError(f"KDDETR: distillation point sets need distinct names, got {names}")
 
 
 def teacher_check_settings(check: Optional[Union[Dict, TeacherCheck]]) -> TeacherCheck:
@@ -273,13 +274,13 @@ def teacher_check_settings(check: Optional[Union[Dict, TeacherCheck]]) -> Teache
     fields = {f.name for f in dataclasses.fields(TeacherCheck)}
     unknown = sorted(set(check or {}) - fields)
     if unknown:
-        raise ValueError(f"KDDETR: model.teacher_check has no key {unknown[0]!r}; its keys are {sorted(fields)}")
+        raise ConfigError(f"KDDETR: model.teacher_check has no key {unknown[0]!r}; its keys are {sorted(fields)}")
     check = TeacherCheck(**(check or {}))
     if isinstance(check.images, bool) or not isinstance(check.images, int) or check.images < 0:
-        raise ValueError(f"KDDETR: model.teacher_check.images must be a whole number >= 0 (0 turns the check off), "
+        raise ConfigError(f"KDDETR: model.teacher_check.images must be a whole number >= 0 (0 turns the check off), "
                          f"got {check.images!r}")
     if isinstance(check.min_ap, bool) or not isinstance(check.min_ap, (int, float)) or not 0 <= check.min_ap <= 100:
-        raise ValueError(f"KDDETR: model.teacher_check.min_ap must be a COCO AP between 0 and 100, "
+        raise ConfigError(f"KDDETR: model.teacher_check.min_ap must be a COCO AP between 0 and 100, "
                          f"got {check.min_ap!r}")
     return check
 
@@ -290,9 +291,9 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
     from ..config import directory_given
 
     if directory_given(path, "model.teacher_weights"):
-        raise FileNotFoundError(f"KDDETR: {directory_given(path, 'model.teacher_weights')}")
+        raise MissingInputError(f"KDDETR: {directory_given(path, 'model.teacher_weights')}")
     if "://" not in path and not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"KDDETR: teacher checkpoint '{path}' does not exist. Train a teacher with its single-model config "
             "and set model.teacher_weights to its model_final.pth (synthetic data: `make demo` trains one to "
             "output/demo/teacher/ in ~6 min; configs/synthetic/dino_r50.py a stronger one to "
@@ -300,7 +301,7 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
         )
     state = read_state_dict(path, "model.teacher_weights")
     if state and all(k.startswith(TEACHER_PREFIX) or k.startswith("student.") for k in state):
-        raise ValueError(
+        raise ConfigError(
             f"KDDETR: '{path}' is a distillation checkpoint (student.* keys), not a teacher. Point "
             "model.teacher_weights at the teacher's own checkpoint, or export the student first with "
             "tools/export_student.py to use it as a teacher."

@@ -14,6 +14,8 @@ from detectron2.evaluation import DatasetEvaluator, inference_on_dataset
 from detectron2.utils import comm
 from torch import nn
 
+from ..errors import Refusal
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ class TeacherCheck:
     min_ap: float = 1.0
 
 
-class TeacherCheckError(ValueError):
+class TeacherCheckError(Refusal, ValueError):
     """The teacher predicts too little on the slice: the run stops before the first step."""
 
 

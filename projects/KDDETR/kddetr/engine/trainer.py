@@ -9,6 +9,7 @@ from detectron2.engine import SimpleTrainer
 from torch import Tensor, nn
 
 from ..data.samplers import stream_seed
+from ..errors import NonFiniteError
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -112,7 +113,7 @@ class Trainer(SimpleTrainer):
                     f"(total {values[:-1].sum().item():.4g})")
         ckpt = self.checkpointer
         last = ckpt.get_checkpoint_file() if ckpt is not None and ckpt.has_checkpoint() else None
-        raise FloatingPointError(
+        raise NonFiniteError(
             f"Training stopped at iteration {self.iter}, before the optimizer step (the weights were not "
             f"changed): {what}. "
             + (f"The last good checkpoint is {last}: fix the cause and continue from it with --resume. "
