@@ -193,3 +193,11 @@ def test_benchmark_kd_refuses_to_reuse_a_run_of_another_distillation_loss(tmp_pa
                 "--teacher", str(teacher), "--output", str(out)])
     assert proc.returncode != 0 and "was trained with another distillation loss" in proc.stderr
     assert "normalization: authors -> per_image" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_tool_prints_a_refusal_as_one_message(tmp_path):
+    """A refusal raised inside a tool's work (here building the pair with a directory as its teacher)."""
+    proc = run(["tools/probe_points.py", "--config-file", "configs/synthetic/dino_r50_r18.py",
+                f"model.teacher_weights={tmp_path}"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.startswith("probe_points.py: KDDETR: model.teacher_weights") and "is a directory" in proc.stderr

@@ -239,4 +239,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from kddetr.errors import refusals_exit
+
+    with refusals_exit("benchmark_inference.py"):  # the project's refusals: one message, no traceback
+        main()

@@ -455,4 +455,7 @@ def run_family(args) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from kddetr.errors import refusals_exit
+
+    with refusals_exit("benchmark_kd.py"):  # the project's refusals: one message, no traceback
+        main()

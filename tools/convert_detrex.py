@@ -53,4 +53,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kddetr.errors import refusals_exit
+
+    with refusals_exit("convert_detrex.py"):  # the project's refusals: one message, no traceback
+        sys.exit(main())

@@ -282,4 +282,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from kddetr.errors import refusals_exit
+
+    with refusals_exit("detrex_dab_detr.py"):  # the project's refusals: one message, no traceback
+        main()

@@ -122,4 +122,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from kddetr.errors import refusals_exit
+
+    with refusals_exit("export_student.py"):  # the project's refusals: one message, no traceback
+        main()
