@@ -206,3 +206,20 @@ def test_a_checkpoint_of_a_frozen_bn_backbone_loads_into_a_bn_one():
         load_strict(model, "frozen.pth", frozen)
     # only BatchNorm's own counter is exempt, not a tensor whose name merely ends like it
     assert state_dict_problems({"head.my_num_batches_tracked": torch.zeros(1)}, {})
+
+
+def test_a_non_finite_matching_cost_is_the_non_finite_stop_naming_the_layer():
+    """NaN predictions reach the Hungarian matcher before the trainer's check: scipy's bare ValueError is
+    replaced by the project's non-finite stop, naming the matcher and the layer."""
+    from conftest import build_tiny_dino, synthetic_batch
+
+    from kddetr.errors import NonFiniteError
+    from kddetr.modeling.seam import DecoderOutput
+
+    model = build_tiny_dino()
+    targets = model.prepare_targets(synthetic_batch(2))
+    logits, boxes = torch.randn(2, 2, 30, 6), torch.rand(2, 2, 30, 4) * 0.5 + 0.25
+    logits[0, 1, 3, 2] = float("nan")  # layer 0, image 1
+    with pytest.raises(NonFiniteError, match=r"Hungarian matcher's 30 x \d+ cost matrix holds \d+ non-finite "
+                                             r"values .* those of loss_class_0 \(HungarianMatcher\)"):
+        model.criterion.layer_losses(DecoderOutput(logits, boxes, logits), targets, torch.tensor(1.0))

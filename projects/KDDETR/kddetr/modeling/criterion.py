@@ -9,6 +9,7 @@ from detectron2.utils import comm
 from torch import Tensor, nn
 from torchvision.ops import sigmoid_focal_loss
 
+from ..errors import NonFiniteError
 from .denoising import DenoisingMeta
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
 from .matcher import HungarianMatcher
@@ -77,6 +78,14 @@ class SetCriterion(nn.Module):
             "loss_giou": loss_giou * w["loss_giou"],
         }
 
+    def match(self, logits: Tensor, boxes: Tensor, targets: Targets, layer: str) -> List[Tuple[Tensor, Tensor]]:
+        """The matcher's assignment of one layer's predictions; a non-finite stop names the layer (by its loss key)."""
+        try:
+            return self.matcher(logits, boxes, targets)
+        except NonFiniteError as e:
+            matcher = type(self.matcher).__name__
+            raise NonFiniteError(f"{e} Matched predictions: those of {layer} ({matcher}).") from None
+
     def layer_losses(self, output: DecoderOutput, targets: Targets, num_boxes: Tensor,
                      indices: Optional[List[Tuple[Tensor, Tensor]]] = None, suffix: str = "") -> Dict[str, Tensor]:
         """Losses of every decoder layer; ``indices`` fixed (denoising) or matched per layer."""
@@ -84,8 +93,8 @@ class SetCriterion(nn.Module):
         losses = {}
         for layer in range(L):
             logits, boxes = output.logits[layer], output.boxes[layer]
-            idx = indices if indices is not None else self.matcher(logits, boxes, targets)
             tag = layer_suffix(suffix, layer, L)
+            idx = indices if indices is not None else self.match(logits, boxes, targets, f"loss_class{tag}")
             losses.update({k + tag: v for k, v in self.matched_losses(logits, boxes, targets, idx, num_boxes).items()})
         return losses
 
@@ -104,7 +113,7 @@ class SetCriterion(nn.Module):
         num_boxes = self.num_boxes(targets, det.logits.device)
         losses = self.layer_losses(det, targets, num_boxes)
         if enc:
-            idx = self.matcher(enc["logits"], enc["boxes"], targets)
+            idx = self.match(enc["logits"], enc["boxes"], targets, "loss_class_enc")
             losses.update({k + "_enc": v for k, v in
                            self.matched_losses(enc["logits"], enc["boxes"], targets, idx, num_boxes).items()})
         if dn is not None:

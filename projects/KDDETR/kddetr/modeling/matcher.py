@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
+from ..errors import NonFiniteError
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou
 from .layers.precision import full_precision
 from .seam import Assignment, Targets
@@ -15,8 +17,16 @@ from .seam import Assignment, Targets
 def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
     """Minimum-cost one-to-one assignment of a ``[P, T]`` cost matrix on the CPU (scipy's
     ``linear_sum_assignment``; rectangular matrices assign ``min(P, T)`` pairs). Returns int64
-    ``(rows, cols)``."""
-    rows, cols = linear_sum_assignment(cost.numpy())
+    ``(rows, cols)``. A non-finite cost (from non-finite predictions) is the project's non-finite stop,
+    raised here before scipy's bare refusal (the costs are on the host already: no extra sync)."""
+    cost = cost.numpy()
+    if not np.isfinite(cost).all():
+        raise NonFiniteError(
+            f"Training stopped: the Hungarian matcher's {cost.shape[0]} x {cost.shape[1]} cost matrix holds "
+            f"{int((~np.isfinite(cost)).sum())} non-finite values (NaN or inf), from non-finite predictions, before "
+            "the optimizer step (the weights were not changed). Try a lower optimizer.lr, keep "
+            "train.clip_grad.enabled=True, or disable train.amp.enabled.")
+    rows, cols = linear_sum_assignment(cost)
     return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
 
 
