@@ -223,3 +223,44 @@ def test_a_non_finite_matching_cost_is_the_non_finite_stop_naming_the_layer():
     with pytest.raises(NonFiniteError, match=r"Hungarian matcher's 30 x \d+ cost matrix holds \d+ non-finite "
                                              r"values .* those of loss_class_0 \(HungarianMatcher\)"):
         model.criterion.layer_losses(DecoderOutput(logits, boxes, logits), targets, torch.tensor(1.0))
+
+
+class _NaNOnRank1(SqrtModel):
+    """A finite loss on process 0, a NaN term on process 1."""
+
+    def forward(self, data):
+        from detectron2.utils import comm
+
+        return {"loss_ok": self.v * 1.0, "loss_bad": self.v * (float("nan") if comm.get_rank() == 1 else 1.0)}
+
+
+def _one_process_step(out_dir):
+    """One training step in each process of a two-process GLOO group; each writes how it ended."""
+    from detectron2.utils import comm
+
+    from kddetr.errors import NonFiniteError
+
+    model = _NaNOnRank1()
+    trainer = Trainer(model, [[{}]] * 3, torch.optim.SGD(model.parameters(), lr=0.1), device="cpu")
+    trainer.iter = 4
+    try:
+        trainer.run_step()
+        ended = "stepped"
+    except NonFiniteError as e:
+        ended = str(e)
+    with open(os.path.join(out_dir, f"rank{comm.get_rank()}.txt"), "w") as f:
+        f.write(ended)
+
+
+def test_every_process_stops_at_the_same_step_when_one_has_a_non_finite_loss(tmp_path):
+    """Only process 1's loss is NaN: both stop before the optimizer step, promptly, with the same message
+    (without the reduced flags process 0 would step on and wait in the next collective)."""
+    script = ("import sys; sys.path[:0] = ['tests', 'projects/KDDETR']; import test_reliability as t; "
+              "from detectron2.engine import launch; "
+              f"launch(t._one_process_step, 2, dist_url='auto', args=({str(tmp_path)!r},))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ends = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert ends[0] == ends[1] and "iteration 4, before the optimizer step" in ends[0]
+    assert "non-finite loss terms: loss_bad (on at least one of the processes)" in ends[0]

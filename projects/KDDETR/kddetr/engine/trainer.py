@@ -100,14 +100,23 @@ class Trainer(SimpleTrainer):
 
     def _check_step(self, loss_dict: Dict[str, Tensor], grad_norm: Tensor) -> None:
         """Stop before the optimizer step when a loss term or the gradient norm is not finite
-        (gradients only without a grad scaler, which skips such steps itself)."""
+        (gradients only without a grad scaler, which skips such steps itself). With several processes
+        the flags are reduced over them first (one small all-reduce), so every process stops at the same
+        step with the same message, instead of one raising while the others wait in the next collective."""
+        from detectron2.utils import comm
+
         values = torch.stack([v.detach().float() for v in loss_dict.values()] + [grad_norm.detach().float()])
-        finite = torch.isfinite(values).tolist()  # the check's host sync
+        flags = torch.isfinite(values).to(torch.uint8)
+        if comm.get_world_size() > 1:
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)  # finite on every process
+        finite = flags.bool().tolist()  # the check's host sync
         loss_ok, grad_ok = all(finite[:-1]), finite[-1] or self.grad_scaler.is_enabled()
         if loss_ok and grad_ok:
             return
         if not loss_ok:
             what = "non-finite loss terms: " + ", ".join(k for k, ok in zip(loss_dict, finite) if not ok)
+            if comm.get_world_size() > 1:
+                what += " (on at least one of the processes)"
         else:
             what = (f"the gradient norm is {values[-1].item()} although every loss term is finite "
                     f"(total {values[:-1].sum().item():.4g})")
