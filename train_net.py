@@ -44,6 +44,7 @@ from kddetr.config import (
     load_config,
 )
 from kddetr.data import build_train_loader
+from kddetr.data.unreadable import ReadableOnlyEvaluator, SkipUnreadable
 from kddetr.distill import KDDETR
 from kddetr.engine import DistillTrainer, EMAHook, ModelEMA, Trainer, unwrap
 from kddetr.engine.teacher_check import check_teacher
@@ -57,7 +58,9 @@ def do_test(cfg, model):
     """Run the COCO evaluator of ``cfg.dataloader`` on ``model``; returns its results."""
     if "evaluator" not in cfg.dataloader:
         return {}
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    # unreadable test images are reported and left out; the rest is evaluated
+    results = inference_on_dataset(SkipUnreadable(model), instantiate(cfg.dataloader.test),
+                                   ReadableOnlyEvaluator(instantiate(cfg.dataloader.evaluator)))
     print_csv_format(results)
     return results
 
@@ -131,6 +134,7 @@ def do_train(args, cfg):
         device=cfg.train.device,
         sampler=sampler,
         samples_per_iter=cfg.dataloader.train.total_batch_size // comm.get_world_size(),
+        max_unreadable_fraction=cfg.train.get("max_unreadable_fraction", 0.01),
     )
     # base of the per-step random streams (the same on every process; --resume restores it)
     kwargs["seed"] = cfg.train.seed if cfg.train.seed >= 0 else comm.shared_random_seed()

@@ -82,9 +82,18 @@ def test_missing_init_checkpoint(tmp_path):
 
 
 def test_unreadable_image_names_the_file(tmp_path):
+    """By default an unreadable image becomes a marker naming the file (kddetr.data.unreadable), which keeps its
+    place in the sample stream; with skip_unreadable=False the mapper raises, naming it."""
+    from kddetr.data.unreadable import UNREADABLE
+
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    mapper = DetrDatasetMapper(augmentation=[], is_train=False)
+    for is_train in (True, False):
+        marker = DetrDatasetMapper(augmentation=[], is_train=is_train)(
+            {"file_name": str(bad), "image_id": 1, "height": 8, "width": 8, "annotations": []})
+        assert marker[UNREADABLE].startswith(f"DetrDatasetMapper: cannot read image '{bad}'") and "image" not in marker
+        assert (marker["image_id"], marker["height"], marker["width"]) == (1, 8, 8)  # aspect grouping still works
+    mapper = DetrDatasetMapper(augmentation=[], is_train=False, skip_unreadable=False)
     with pytest.raises(OSError, match="broken.png"):
         mapper({"file_name": str(bad), "image_id": 1, "height": 8, "width": 8})
 

@@ -35,10 +35,15 @@ def per_iteration_losses(out):
     return rows
 
 
-# one process on a single model; two processes on a pair (each process draws its own KD-DETR points)
-@pytest.mark.parametrize("config, gpus", [(CONFIG, 1), (PAIR, 2)])
-def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, config, gpus):
+# one process on a single model; two processes on a pair (each process draws its own KD-DETR points); one
+# process on a dataset with an unreadable image (skipped where it falls in the stream, never replaced)
+@pytest.mark.parametrize("config, gpus, unreadable", [(CONFIG, 1, False), (PAIR, 2, False), (CONFIG, 1, True)])
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, config, gpus, unreadable):
     settings = SETTINGS
+    if unreadable:
+        from test_unreadable import _dataset_with_a_broken_image
+
+        settings = [a for a in SETTINGS if "dataset.names" not in a] + _dataset_with_a_broken_image(tmp_path)
     if config == PAIR:  # a (random) teacher checkpoint of the pair's teacher, tiny sizes
         teacher = tmp_path / "teacher.pth"
         torch.save({"model": instantiate(load_config(os.path.join(ROOT, PAIR), SIZES).model.teacher).state_dict()},
@@ -54,6 +59,9 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, config, gpus
     run(["--num-gpus", str(gpus), "--resume", "--config-file", config, f"train.output_dir={resumed}", *settings])
 
     expected, got = per_iteration_losses(full), per_iteration_losses(resumed)
+    if unreadable:  # the broken image was met (and skipped) before and after the checkpoint
+        counts = [json.loads(line).get("unreadable_images") for line in open(full / "metrics.json")]
+        assert [c for c in counts if c is not None], "no unreadable image was met"
     assert sorted(got) == list(range(5, 10)), sorted(got)
     assert any(k.endswith("_dn") for k in got[5])  # the denoising groups are part of the comparison
     assert config != PAIR or "loss_kd_cls" in got[5]  # and the points, through the KD terms

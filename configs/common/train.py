@@ -18,6 +18,7 @@ def train_defaults(*, output_dir, max_iter, init_checkpoint="", device="cuda", e
         model_ema=dict(enabled=False, decay=0.999, device="", use_ema_for_evaluation=False),
         device=device,
         seed=-1,
+        max_unreadable_fraction=0.01,  # unreadable training images are skipped; past this share of those seen: stop
         cudnn_benchmark=False,
     ))
 

@@ -10,6 +10,8 @@ import torch
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
+from .unreadable import unreadable_marker
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,15 +27,19 @@ class DetrDatasetMapper:
         augmentation_with_crop: the crop branch, or None.
         is_train: keep annotations and use random augmentation.
         img_format: ``"RGB"`` or ``"BGR"``, must match the model's ``input_format``.
+        skip_unreadable: an image that cannot be read becomes a marker
+            (:func:`~kddetr.data.unreadable.unreadable_marker`) that training drops and evaluation
+            reports, instead of an error that ends the run.
     """
 
     def __init__(self, augmentation: List[T.Augmentation],
                  augmentation_with_crop: Optional[List[T.Augmentation]] = None,
-                 is_train: bool = True, img_format: str = "RGB"):
+                 is_train: bool = True, img_format: str = "RGB", skip_unreadable: bool = True):
         self.augmentation = T.AugmentationList(augmentation)
         self.augmentation_with_crop = T.AugmentationList(augmentation_with_crop) if augmentation_with_crop else None
         self.is_train = is_train
         self.img_format = img_format
+        self.skip_unreadable = skip_unreadable
         mode = "training" if is_train else "inference"
         logger.info(f"[DetrDatasetMapper] {mode} augmentation: {augmentation}; crop branch: {augmentation_with_crop}")
 
@@ -43,10 +49,11 @@ class DetrDatasetMapper:
         try:
             image = utils.read_image(file_name, format=self.img_format)
         except Exception as e:  # PIL raises several types for missing or corrupt files
-            raise OSError(
-                f"DetrDatasetMapper: cannot read image '{file_name}' ({type(e).__name__}: {e}). "
-                "Check that the file exists and is a valid image, or remove it from the annotation json."
-            ) from e
+            reason = f"DetrDatasetMapper: cannot read image '{file_name}' ({type(e).__name__}: {e})"
+            if self.skip_unreadable:
+                return unreadable_marker(dataset_dict, reason)
+            raise OSError(f"{reason}. Check that the file exists and is a valid image, or remove it from the "
+                          "annotation json.") from e
         utils.check_image_size(dataset_dict, image)
 
         augs = self.augmentation

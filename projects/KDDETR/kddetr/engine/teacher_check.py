@@ -14,6 +14,7 @@ from detectron2.evaluation import DatasetEvaluator, inference_on_dataset
 from detectron2.utils import comm
 from torch import nn
 
+from ..data.unreadable import UNREADABLE, SkipUnreadable
 from ..errors import Refusal
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,11 @@ class _SliceEvaluator(DatasetEvaluator):
         self.evaluator.reset()
 
     def process(self, inputs, outputs) -> None:
-        self.evaluator.process(inputs, outputs)
+        pairs = [(i, o) for i, o in zip(inputs, outputs) if UNREADABLE not in i]
+        unreadable = {x["image_id"] for x in inputs if UNREADABLE in x}  # not evaluated, not counted as missed
+        self.image_ids = [i for i in self.image_ids if i not in unreadable]
+        if pairs:
+            self.evaluator.process([i for i, _ in pairs], [o for _, o in pairs])
 
     def evaluate(self):
         return self.evaluator.evaluate(img_ids=self.image_ids)
@@ -60,7 +65,8 @@ def teacher_slice_ap(teacher: nn.Module, dataloader_cfg, images: int) -> float:
     if "output_dir" in evaluator_cfg:  # the run's own evaluation writes there, not this check
         evaluator_cfg.output_dir = None
     evaluator = _SliceEvaluator(instantiate(evaluator_cfg), [d["image_id"] for d in dicts])
-    results = inference_on_dataset(teacher, loader, evaluator)  # in eval mode; gathered on the main process
+    # in eval mode; the results are gathered on the main process
+    results = inference_on_dataset(SkipUnreadable(teacher), loader, evaluator)
     # NaN when nothing was predicted (or evaluated): never above a floor
     ap = float((results or {}).get("bbox", {}).get("AP", float("nan"))) if comm.is_main_process() else 0.0
     return comm.all_gather(ap)[0]  # every process decides on the main process's value

@@ -9,6 +9,7 @@ from detectron2.engine import SimpleTrainer
 from torch import Tensor, nn
 
 from ..data.samplers import stream_seed
+from ..data.unreadable import UnreadableImages
 from ..errors import NonFiniteError
 
 
@@ -47,11 +48,13 @@ class Trainer(SimpleTrainer):
             goes into the checkpoint and a resumed run continues the same sample stream.
         samples_per_iter: images per iteration on this process (to position the sampler).
         seed: base seed of the per-step random streams.
+        max_unreadable_fraction: unreadable images of a batch are dropped (each logged once, counted as
+            ``unreadable_images`` in the metrics); past this fraction of the images seen the run stops.
     """
 
     def __init__(self, model: nn.Module, data_loader, optimizer, amp: bool = False,
                  clip_grad_params: Optional[Dict] = None, device: str = "cuda", gather_metric_period: int = 1,
-                 sampler=None, samples_per_iter: int = 0, seed: int = 0):
+                 sampler=None, samples_per_iter: int = 0, seed: int = 0, max_unreadable_fraction: float = 0.01):
         super().__init__(model=model, data_loader=data_loader, optimizer=optimizer,
                          gather_metric_period=gather_metric_period)
         self.amp = amp
@@ -60,6 +63,7 @@ class Trainer(SimpleTrainer):
         self.grad_scaler = torch.amp.GradScaler(self.device_type, enabled=amp and self.device_type == "cuda")
         self.sampler, self.samples_per_iter = sampler, samples_per_iter
         self.seed = int(seed)
+        self.unreadable = UnreadableImages(max_unreadable_fraction)
         #: the run's checkpointer, named in the message of a stopped step (set by train_net.py)
         self.checkpointer = None
         # only what the optimizer updates is clipped and checked (a distiller's teacher holds no gradients)
@@ -75,6 +79,10 @@ class Trainer(SimpleTrainer):
         assert self.model.training, "[Trainer] model was changed to eval mode!"
         start = time.perf_counter()
         data = next(self._data_loader_iter)
+        skipped = self.unreadable.skipped
+        data = self.unreadable.drop(data)  # a marker keeps its place in the stream, its image is left out
+        if self.unreadable.skipped > skipped:
+            self.storage.put_scalar("unreadable_images", self.unreadable.skipped, smoothing_hint=False)
         data_time = time.perf_counter() - start
 
         torch.manual_seed(self.step_seed(0))  # all devices: denoising noise, dropout
@@ -138,6 +146,7 @@ class Trainer(SimpleTrainer):
         state = super().state_dict()
         state["seed"] = self.seed
         state["grad_scaler"] = self.grad_scaler.state_dict()
+        state["unreadable"] = self.unreadable.state_dict()
         if self.sampler is not None:
             state["sampler"] = self.sampler.state_dict()
         return state
@@ -145,6 +154,7 @@ class Trainer(SimpleTrainer):
     def load_state_dict(self, state_dict: Dict) -> None:
         super().load_state_dict(state_dict)
         self.seed = int(state_dict.get("seed", self.seed))
+        self.unreadable.load_state_dict(state_dict.get("unreadable", {}))
         if "grad_scaler" in state_dict:
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
         if self.sampler is not None and "sampler" in state_dict:
