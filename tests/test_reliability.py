@@ -250,6 +250,9 @@ def _one_process_step(out_dir):
         ended = str(e)
     with open(os.path.join(out_dir, f"rank{comm.get_rank()}.txt"), "w") as f:
         f.write(ended)
+    comm.synchronize()  # both have written before either exits (the launcher stops the rest at the first exit)
+    if ended != "stepped":
+        raise SystemExit(1)  # as train_net.py's processes end on a refusal
 
 
 def test_every_process_stops_at_the_same_step_when_one_has_a_non_finite_loss(tmp_path):
@@ -260,7 +263,7 @@ def test_every_process_stops_at_the_same_step_when_one_has_a_non_finite_loss(tmp
               f"launch(t._one_process_step, 2, dist_url='auto', args=({str(tmp_path)!r},))")
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONWARNINGS="ignore"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode != 0, proc.stderr[-3000:]  # both processes exited non-zero (below: with the message)
     ends = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
     assert ends[0] == ends[1] and "iteration 4, before the optimizer step" in ends[0]
     assert "non-finite loss terms: loss_bad (on at least one of the processes)" in ends[0]
