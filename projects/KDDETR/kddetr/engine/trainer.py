@@ -1,6 +1,7 @@
 """The training loop: Detectron2's SimpleTrainer with AMP, gradient clipping and loss checks."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Dict, Optional
 
@@ -10,7 +11,21 @@ from torch import Tensor, nn
 
 from ..data.samplers import stream_seed
 from ..data.unreadable import UnreadableImages
-from ..errors import NonFiniteError
+from ..errors import NonFiniteError, Refusal
+
+
+class _RefusalsWithoutTraceback(logging.Filter):
+    """Detectron2's training loop logs every exception of a step with its traceback before re-raising it;
+    a refusal (the non-finite stop, an unusable input) is its own message, so its record keeps one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, Refusal):
+            record.msg, record.args, record.exc_info, record.exc_text = "Training stopped: %s", (error,), None, None
+        return True
+
+
+logging.getLogger("detectron2.engine.train_loop").addFilter(_RefusalsWithoutTraceback())
 
 
 def unwrap(model: nn.Module) -> nn.Module:
