@@ -175,7 +175,7 @@ def check_config(cfg, args) -> None:
     """The checks that need nothing built: the user dataset (registered here), every input file,
     the device. (``load_config`` has checked the override keys.)"""
     apply_user_dataset(cfg)
-    check_ranges(cfg, args.num_gpus * args.num_machines)
+    check_ranges(cfg, 1 if args.eval_only else args.num_gpus * args.num_machines)  # evaluation shares no batch
     if args.eval_only and (not cfg.train.init_checkpoint or is_backbone_pretraining(cfg.train.init_checkpoint)):
         start = f" ('{cfg.train.init_checkpoint}' is the backbone the config trains from)" \
             if cfg.train.init_checkpoint else ""

@@ -53,6 +53,7 @@ def test_a_trained_teacher_passes_and_its_ap_is_logged(trained_teacher, data, ca
     with caplog.at_level("INFO"):
         ap = check_teacher(trained_teacher, TeacherCheck(images=SLICE, min_ap=1.0), data, "teacher.pth")
     assert ap > 5.0  # well clear of the floor: the check can tell it from the two below
+    assert not trained_teacher.training  # a frozen teacher stays in eval mode through the check
     assert f"Teacher check: {ap:.1f} AP on the first {SLICE} images of synthetic_val_mini" in caplog.text
 
 

@@ -20,6 +20,8 @@ import torch
 from detectron2.config import CfgNode, LazyConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .errors import ConfigError
+
 logger = logging.getLogger(__name__)
 _MISSING = object()
 
@@ -448,7 +450,9 @@ def model_num_classes(model_cfg) -> List[int]:
 _RANGES = [
     (r"dataloader\.train\.total_batch_size", 1, True, "images per iteration, over all processes"),
     (r"train\.max_iter", 1, True, "iterations"),
-    (r"train\.(eval_period|checkpointer\.period)", 0, True, "iterations between two (0: none but the last)"),
+    (r"train\.eval_period", 0, True, "iterations between two evaluations (0: only the last)"),
+    (r"train\.checkpointer\.period", 1, True, "iterations between two checkpoints"),
+    (r"train\.max_unreadable_fraction", 0, True, "the share of unreadable training images that stops a run"),
     (r"train\.log_period", 1, True, "iterations between two log lines"),
     (r"optimizer\.lr", 0, False, "the learning rate"),
     (r"(.*\.)?num_queries", 1, True, "queries"),
@@ -473,11 +477,11 @@ def check_ranges(cfg: DictConfig, num_processes: int = 1) -> None:
                 continue
             if not (value >= low if inclusive else value > low) or not math.isfinite(value):
                 bound = f">= {low}" if inclusive else f"> {low}"
-                raise ValueError(f"{key}={value} is out of range ({what}): it must be {bound}. Set {key} to a "
+                raise ConfigError(f"{key}={value} is out of range ({what}): it must be {bound}. Set {key} to a "
                                  f"value {bound}.")
     batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
     if isinstance(batch, int) and num_processes > 1 and batch % num_processes:
-        raise ValueError(
+        raise ConfigError(
             f"dataloader.train.total_batch_size={batch} cannot be shared by {num_processes} processes: it must be a "
             f"multiple of the number of processes. Set it to e.g. {max(1, batch // num_processes) * num_processes} "
             f"or {(batch // num_processes + 1) * num_processes}.")

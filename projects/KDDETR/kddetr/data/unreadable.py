@@ -85,6 +85,9 @@ class SkipUnreadable(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        # the model's mode, not a new module's (training): inference_on_dataset restores the wrapper's mode on
+        # exit, recursively, and a frozen teacher must stay in eval mode
+        self.training = model.training
 
     def forward(self, inputs: Sequence[Dict]) -> List[Dict]:
         readable = [d for d in inputs if UNREADABLE not in d]

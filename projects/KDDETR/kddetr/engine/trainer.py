@@ -21,7 +21,7 @@ class _RefusalsWithoutTraceback(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, Refusal):
-            record.msg, record.args, record.exc_info, record.exc_text = "Training stopped: %s", (error,), None, None
+            record.msg, record.args, record.exc_info, record.exc_text = "%s", (error,), None, None
         return True
 
 

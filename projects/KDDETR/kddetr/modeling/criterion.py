@@ -1,6 +1,7 @@
 """Set criterion of the DETR family: focal classification, L1 and GIoU box losses."""
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -9,11 +10,12 @@ from detectron2.utils import comm
 from torch import Tensor, nn
 from torchvision.ops import sigmoid_focal_loss
 
-from ..errors import NonFiniteError
 from .denoising import DenoisingMeta
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
-from .matcher import HungarianMatcher
+from .matcher import HungarianMatcher, NonFiniteCost
 from .seam import DecoderOutput, Targets
+
+logger = logging.getLogger(__name__)
 
 
 def layer_suffix(suffix: str, layer: int, num_layers: int) -> str:
@@ -79,12 +81,17 @@ class SetCriterion(nn.Module):
         }
 
     def match(self, logits: Tensor, boxes: Tensor, targets: Targets, layer: str) -> List[Tuple[Tensor, Tensor]]:
-        """The matcher's assignment of one layer's predictions; a non-finite stop names the layer (by its loss key)."""
+        """The matcher's assignment of one layer's predictions. Non-finite predictions (a non-finite matching
+        cost) are named with the matcher and the layer (by its loss key) in the log, and matched with their
+        costs made finite: the loss terms they give are non-finite too, so the trainer's check, reduced over
+        the processes, stops every process at this step, before the optimizer step."""
         try:
             return self.matcher(logits, boxes, targets)
-        except NonFiniteError as e:
-            matcher = type(self.matcher).__name__
-            raise NonFiniteError(f"{e} Matched predictions: those of {layer} ({matcher}).") from None
+        except NonFiniteCost as e:
+            logger.warning(f"{type(self.matcher).__name__}: the {e} of {layer}, from non-finite predictions; the "
+                           "step's loss is non-finite and training stops before the optimizer step")
+            return self.matcher(torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0),
+                                torch.nan_to_num(boxes, nan=0.5, posinf=0.5, neginf=0.5), targets)
 
     def layer_losses(self, output: DecoderOutput, targets: Targets, num_boxes: Tensor,
                      indices: Optional[List[Tuple[Tensor, Tensor]]] = None, suffix: str = "") -> Dict[str, Tensor]:

@@ -17,17 +17,22 @@ from .seam import Assignment, Targets
 def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
     """Minimum-cost one-to-one assignment of a ``[P, T]`` cost matrix on the CPU (scipy's
     ``linear_sum_assignment``; rectangular matrices assign ``min(P, T)`` pairs). Returns int64
-    ``(rows, cols)``. A non-finite cost (from non-finite predictions) is the project's non-finite stop,
-    raised here before scipy's bare refusal (the costs are on the host already: no extra sync)."""
+    ``(rows, cols)``. A non-finite cost (from non-finite predictions) raises :class:`NonFiniteCost` before
+    scipy's bare refusal (the costs are on the host already: no extra sync)."""
     cost = cost.numpy()
     if not np.isfinite(cost).all():
-        raise NonFiniteError(
-            f"Training stopped: the Hungarian matcher's {cost.shape[0]} x {cost.shape[1]} cost matrix holds "
-            f"{int((~np.isfinite(cost)).sum())} non-finite values (NaN or inf), from non-finite predictions, before "
-            "the optimizer step (the weights were not changed). Try a lower optimizer.lr, keep "
-            "train.clip_grad.enabled=True, or disable train.amp.enabled.")
+        raise NonFiniteCost(f"{cost.shape[0]} x {cost.shape[1]} cost matrix holds {int((~np.isfinite(cost)).sum())} "
+                            "non-finite values (NaN or inf)", cost)
     rows, cols = linear_sum_assignment(cost)
     return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
+
+
+class NonFiniteCost(NonFiniteError):
+    """A matching cost holds NaN or inf (from non-finite predictions). Its ``cost``: the matrix."""
+
+    def __init__(self, message: str, cost):
+        super().__init__(message)
+        self.cost = cost
 
 
 def assignment_to(assignment: Sequence[Tuple[Tensor, Tensor]], device: torch.device) -> Assignment:
