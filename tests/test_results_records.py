@@ -26,6 +26,8 @@ STUDIES = {
                                                   "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr": ["--family", "dab_detr", "--per-image", "--iters", "800", "--seeds", "0", "1",
                                        "2"],
+    "docs/results/class_terms/dino": ["--family", "dino", "--per-image", "--sigmoid", "--no-inconsistent",
+                                               "--no-alone", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr/table3": ["--layer-compression", "--iters", "800", "--seeds", "0", "1", "2"],
     "docs/results/families/conditional_detr": ["--family", "conditional_detr", "--per-image", "--detrdistill",
                                                "--iters", "800", "--seeds", "0", "1", "2"],
