@@ -216,7 +216,15 @@ def run(args):
     do_train(args, cfg)
 
 
+def dist_url_of(args, argv) -> str:
+    """The rendezvous address: on one machine, a free port unless ``--dist-url`` is given, so that two runs
+    (or two tests) on one machine do not both take Detectron2's default port, which depends only on the user."""
+    given = any(a == "--dist-url" or a.startswith("--dist-url=") for a in argv)
+    return args.dist_url if given or args.num_machines > 1 else "auto"
+
+
 def cli(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = default_argument_parser().parse_args(argv)
     try:
         # once here, before processes are spawned: a mistake is one message, not a traceback per process
@@ -226,7 +234,7 @@ def cli(argv=None) -> None:
     with refusals_exit("train_net.py"):  # the project's refusals: one message, no traceback
         try:
             launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-                   dist_url=args.dist_url, args=(args,))
+                   dist_url=dist_url_of(args, argv), args=(args,))
         except torch.multiprocessing.ProcessExitedException as e:
             if e.exit_code != 1:
                 raise

@@ -69,6 +69,22 @@ def test_two_process_cpu_training(tmp_path):
     assert "Evaluation results for bbox" in log and "eta:" in log
 
 
+@pytest.mark.parametrize("argv, machines, expected", [
+    ([], 1, "auto"),  # a free port: two runs on one machine do not collide on Detectron2's per-user port
+    (["--dist-url", "tcp://127.0.0.1:5000"], 1, "tcp://127.0.0.1:5000"),
+    (["--dist-url=tcp://127.0.0.1:5000"], 1, "tcp://127.0.0.1:5000"),
+    (["--num-machines", "2"], 2, "default"),  # several machines must agree on one address: Detectron2's
+])
+def test_rendezvous_address(argv, machines, expected):
+    from detectron2.engine import default_argument_parser
+
+    import train_net
+
+    args = default_argument_parser().parse_args(argv)
+    assert args.num_machines == machines
+    assert train_net.dist_url_of(args, argv) == (args.dist_url if expected == "default" else expected)
+
+
 def test_user_dataset_from_the_command_line(tmp_path):
     train_json, val_json = write_user_coco(tmp_path, "train"), write_user_coco(tmp_path, "val")
     fast = [a for a in FAST if not a.startswith("dataloader.test.dataset.names")]
