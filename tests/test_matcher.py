@@ -39,3 +39,14 @@ def test_matcher_prefers_the_right_box():
     targets = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.7, 0.7, 0.2, 0.2]])}]
     rows, cols = matcher(logits, boxes, targets)[0]
     assert rows.tolist() == [1] and cols.tolist() == [0]
+
+
+def test_a_batch_without_targets_is_matched_on_the_device_of_the_logits():
+    """No targets in the whole batch: every index tensor is empty, int64 and on the logits' device (the meta
+    device stands in for a GPU here: a tensor created on the CPU would show)."""
+    logits, boxes = torch.zeros(2, 5, 3, device="meta"), torch.zeros(2, 5, 4, device="meta")
+    targets = [{"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)} for _ in range(2)]
+    assignment = HungarianMatcher()(logits, boxes, targets)
+    assert len(assignment) == 2
+    for index in (t for pair in assignment for t in pair):
+        assert index.device == logits.device and index.dtype == torch.int64 and index.numel() == 0

@@ -93,7 +93,7 @@ class HungarianMatcher(nn.Module):
         B, Q = logits.shape[:2]
         sizes = [len(t["labels"]) for t in targets]
         if sum(sizes) == 0:
-            empty = torch.empty(0, dtype=torch.int64)
+            empty = torch.empty(0, dtype=torch.int64, device=logits.device)
             return [(empty, empty) for _ in range(B)]
         labels = torch.cat([t["labels"] for t in targets])
         gt_boxes = torch.cat([t["boxes"] for t in targets])
