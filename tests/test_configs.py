@@ -119,7 +119,7 @@ def test_synthetic_layer_compression_students_are_shallower_than_their_teacher()
     """configs/synthetic/layer_compression/: each student cuts layers of the synthetic teacher's 2/3
     (not the paper's 6/6: a literal 6/2 student would have three times its encoder), its baseline
     has the same layers, and KD-DETR's class term is per image (the one that gains for DAB-DETR here)."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
     import benchmark_kd
 
     teacher = LazyConfig.load(os.path.join(ROOT, "configs/synthetic/dab_detr_r50.py")).model

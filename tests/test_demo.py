@@ -36,3 +36,27 @@ def test_a_stage_shows_one_line_and_a_failing_one_its_last_lines(capsys):
     assert "noise" not in out and "1/2 fake run: done in" in out  # the run's own output is not on the screen
     with pytest.raises(SystemExit, match=r"(?s)2/2 fake run failed \(exit 3\).*noise"):
         module.step("2/2 fake run", ["-c", script.format(3)], iters=5)
+
+
+def test_the_demo_configs_compare_the_two_students_at_equal_settings():
+    """The distilled student is the student alone plus KD-DETR: the same model, data, optimizer, schedule and
+    iterations; every demo config's learning rate drops inside its own run (the schedule fits its length)."""
+    from detectron2.config import LazyConfig
+    from omegaconf import OmegaConf
+
+    def load(name):
+        return LazyConfig.load(os.path.join(ROOT, "configs", "synthetic", "demo", f"{name}.py"))
+
+    teacher, alone, kd = load("teacher"), load("student_alone"), load("student_kd")
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    assert plain(kd.model.student) == plain(alone.model)
+    assert plain(kd.model.teacher) == plain(teacher.model)
+    for key in ("dataloader", "optimizer", "lr_multiplier"):
+        assert plain(kd[key]) == plain(alone[key]), key
+    assert kd.train.max_iter == alone.train.max_iter < teacher.train.max_iter
+    for cfg in (teacher, alone, kd):
+        milestones = cfg.lr_multiplier.scheduler.milestones
+        assert cfg.lr_multiplier.scheduler.num_updates == cfg.train.max_iter
+        assert 0 < milestones[0] < cfg.train.max_iter
+        assert cfg.train.eval_period == cfg.train.max_iter  # one evaluation, at the end
+    assert kd.model.teacher_weights == "output/demo/teacher/model_final.pth"

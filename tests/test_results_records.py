@@ -1,5 +1,5 @@
 """The results tables in docs/RESULTS.md are rebuilt from the run records committed in docs/results/
-(tools/benchmark_kd.py --rebuild trains nothing), so a table that drifts from its records fails here."""
+(studies/benchmark_kd.py --rebuild trains nothing), so a table that drifts from its records fails here."""
 import json
 import os
 import shutil
@@ -46,7 +46,7 @@ def test_committed_table_is_rebuilt_from_its_records(records, tmp_path):
     src = os.path.join(ROOT, records)
     out = tmp_path / "records"
     shutil.copytree(src, out)
-    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--rebuild", "--output", str(out),
+    proc = subprocess.run([sys.executable, "studies/benchmark_kd.py", "--rebuild", "--output", str(out),
                            *STUDIES[records]], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rebuilt = (out / "results.md").read_text()
@@ -64,7 +64,7 @@ def test_family_summary_is_rebuilt_from_the_family_records(tmp_path):
     out = tmp_path / "families"
     shutil.copytree(os.path.join(ROOT, "docs", "results", "families"), out)
     (out / "summary.md").unlink()
-    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--summary", "--output", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "studies/benchmark_kd.py", "--summary", "--output", str(out)], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rebuilt = (out / "summary.md").read_text()
@@ -77,14 +77,14 @@ def test_family_summary_is_rebuilt_from_the_family_records(tmp_path):
 
 
 def test_summary_refuses_a_folder_without_family_records(tmp_path):
-    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--summary", "--output", str(tmp_path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "studies/benchmark_kd.py", "--summary", "--output", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "--summary: no <family>/runs.json under" in proc.stderr
 
 
 def test_rebuild_refuses_a_missing_record(tmp_path):
     (tmp_path / "teacher").mkdir()
-    proc = subprocess.run([sys.executable, "tools/benchmark_kd.py", "--rebuild", "--output", str(tmp_path),
+    proc = subprocess.run([sys.executable, "studies/benchmark_kd.py", "--rebuild", "--output", str(tmp_path),
                            "--seeds", "0", "--no-inconsistent"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "--rebuild: no record" in proc.stderr
 
@@ -96,8 +96,8 @@ def _metrics_rows(metrics_json: str) -> list:
 
 
 def _evaluations(run: str) -> list:
-    """[(iterations trained, {AP, AP50, ...})] of a run folder, as tools/benchmark_kd.py reads them."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    """[(iterations trained, {AP, AP50, ...})] of a run folder, as studies/benchmark_kd.py reads them."""
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
     from benchmark_kd import evaluations
 
     return evaluations(run, 10**9)
@@ -264,7 +264,7 @@ def test_single_scale_teacher_curves_are_their_records(family, name):
 
 def test_single_scale_probe_printout_is_quoted():
     """The feature scales and box spreads docs/RESULTS.md quotes are those of the committed printout of
-    tools/probe_single_scale.py."""
+    studies/probe_single_scale.py."""
     import re
 
     text = open(os.path.join(ROOT, "docs", "results", "single_scale", "probes", "probe_single_scale.txt")).read()

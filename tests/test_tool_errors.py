@@ -30,15 +30,15 @@ def test_benchmark_inference_refuses_a_config_listed_twice(tmp_path):
 
 
 def test_benchmark_kd_fast_students_refuses_the_family_arms(tmp_path):
-    proc = run(["tools/benchmark_kd.py", "--fast-students", "--per-image", "--output", str(tmp_path)])
+    proc = run(["studies/benchmark_kd.py", "--fast-students", "--per-image", "--output", str(tmp_path)])
     assert proc.returncode != 0 and "drop --per-image" in proc.stderr
 
 
 def test_overfit_batch_refuses_a_distillation_config_and_runs_a_detector(tmp_path):
-    proc = run(["tools/overfit_batch.py", "--config-file", "configs/synthetic/dab_detr_r50_r18.py"])
+    proc = run(["studies/overfit_batch.py", "--config-file", "configs/synthetic/dab_detr_r50_r18.py"])
     assert proc.returncode != 0 and "give a single-model config" in proc.stderr
     small = ["--steps", "3", "--every", "1", "dataloader.train.total_batch_size=2", "model.num_queries=20"]
-    runs = [run(["tools/overfit_batch.py", "--config-file", "configs/synthetic/dab_detr_r18.py", *small])
+    runs = [run(["studies/overfit_batch.py", "--config-file", "configs/synthetic/dab_detr_r18.py", *small])
             for _ in range(2)]
     assert all(p.returncode == 0 for p in runs), runs[0].stderr[-2000:]
     steps = [[ln.split("(")[0] for ln in p.stdout.splitlines() if ln.startswith("step")] for p in runs]
@@ -49,7 +49,7 @@ def test_overfit_batch_refuses_a_distillation_config_and_runs_a_detector(tmp_pat
 def test_benchmark_kd_gives_a_teacher_it_trains_the_shared_overrides():
     """e.g. ``train.init_checkpoint=""`` reruns a study from scratch, teacher included; a pair's
     ``model.*`` keys would not exist in the teacher's config."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
     import benchmark_kd
 
     opts = ['train.init_checkpoint=""', "model.loss.normalization=per_image", "optimizer.lr=1e-4"]
@@ -62,29 +62,29 @@ def test_benchmark_kd_layer_compression_is_dab_detrs_own_study(tmp_path):
     2/2 student alone."""
     for extra, message in ((["--family", "dino"], "drop --family dino"), (["--per-image"], "drop --per-image"),
                            (["--fast-students"], "run one at a time")):
-        proc = run(["tools/benchmark_kd.py", "--layer-compression", *extra, "--output", str(tmp_path)])
+        proc = run(["studies/benchmark_kd.py", "--layer-compression", *extra, "--output", str(tmp_path)])
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-1000:]
     (tmp_path / "teacher").mkdir()
-    proc = run(["tools/benchmark_kd.py", "--layer-compression", "--rebuild", "--seeds", "0", "--output", str(tmp_path)])
+    proc = run(["studies/benchmark_kd.py", "--layer-compression", "--rebuild", "--seeds", "0", "--output", str(tmp_path)])
     assert proc.returncode != 0
     assert "no record" in proc.stderr and "dab_detr_r18_enc2_dec2_seed0/metrics.json" in proc.stderr, proc.stderr
 
 
 def test_benchmark_kd_detrdistill_names_the_families_that_have_it(tmp_path):
     """DETRDistill's synthetic configs exist for its paper's families (and DINO), not for DAB-DETR."""
-    proc = run(["tools/benchmark_kd.py", "--family", "dab_detr", "--detrdistill", "--rebuild", "--seeds", "0",
+    proc = run(["studies/benchmark_kd.py", "--family", "dab_detr", "--detrdistill", "--rebuild", "--seeds", "0",
                 "--output", str(tmp_path)])
     assert proc.returncode != 0
     assert "exist for: conditional_detr, deformable_detr, dino" in proc.stderr, proc.stderr[-1000:]
 
 
 def test_detrex_dab_detr_needs_a_detrex_checkout(tmp_path):
-    proc = run(["tools/detrex_dab_detr.py", "--detrex-src", str(tmp_path)])
+    proc = run(["studies/detrex_dab_detr.py", "--detrex-src", str(tmp_path)])
     assert proc.returncode != 0 and "clone github.com/IDEA-Research/detrex" in proc.stderr
 
 
 def test_benchmark_kd_family_all_keeps_the_distillers_each_family_has():
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
     import benchmark_kd
 
     for family in benchmark_kd.FAMILIES:  # every family has its three configs
@@ -106,7 +106,7 @@ def test_probe_points_compares_a_students_predictions_with_the_teachers(tmp_path
     untrained = ['model.teacher_weights=""', "model.allow_untrained_teacher=True"]
     student = load_config(os.path.join(ROOT, "configs/synthetic/dab_deformable_detr_r18.py")).model
     torch.save({"model": instantiate(student).state_dict()}, tmp_path / "student.pth")
-    proc = run(["tools/probe_points.py", "--config-file", pair, "--images", "2", "--size", "96",
+    proc = run(["studies/probe_points.py", "--config-file", pair, "--images", "2", "--size", "96",
                 "--student", str(tmp_path / "student.pth"), *untrained])
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [ln.split("|")[1:-1] for ln in proc.stdout.splitlines() if ln.startswith("| kd_")]
@@ -114,7 +114,7 @@ def test_probe_points_compares_a_students_predictions_with_the_teachers(tmp_path
     for r in rows[2:]:  # box queries: both agreement columns and both distances to the reference box
         assert all(0.0 <= float(v) <= 2.0 for v in r[1:])
     # --class-terms: value / gradient norm of each class term, every one pulling (untrained student)
-    proc = run(["tools/probe_points.py", "--config-file", pair, "--images", "2", "--size", "96", "--class-terms",
+    proc = run(["studies/probe_points.py", "--config-file", pair, "--images", "2", "--size", "96", "--class-terms",
                 *untrained])
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [ln.split("|")[2:-1] for ln in proc.stdout.splitlines() if ln.startswith("| kd_") and " / " in ln]
@@ -122,14 +122,14 @@ def test_probe_points_compares_a_students_predictions_with_the_teachers(tmp_path
     assert all(float(v) > 0 for r in rows for cell in r for v in cell.split(" / "))
     # a checkpoint of another model is refused, naming the flag
     torch.save({"model": {"backbone.x": torch.zeros(1)}}, tmp_path / "other.pth")
-    proc = run(["tools/probe_points.py", "--config-file", pair, "--student", str(tmp_path / "other.pth"), *untrained])
+    proc = run(["studies/probe_points.py", "--config-file", pair, "--student", str(tmp_path / "other.pth"), *untrained])
     assert proc.returncode != 0 and "--student" in proc.stderr
 
 
 def test_probe_points_agreement_is_zero_for_identical_predictions_and_references():
     import torch
 
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
     import probe_points
 
     from kddetr.modeling.seam import DecoderOutput
@@ -152,18 +152,18 @@ def test_detrex_dab_detr_refuses_our_group_norm(tmp_path):
     model_file = tmp_path / "projects" / "dab_detr" / "modeling" / "dab_detr.py"
     model_file.parent.mkdir(parents=True)
     model_file.write_text("")  # checked before detrex is imported
-    proc = run(["tools/detrex_dab_detr.py", "--detrex-src", str(tmp_path)])
+    proc = run(["studies/detrex_dab_detr.py", "--detrex-src", str(tmp_path)])
     assert proc.returncode != 0 and "add model.input_norm_groups=0" in proc.stderr, proc.stderr[-800:]
 
 
 def test_probe_single_scale_refuses_a_multi_scale_config(tmp_path):
-    proc = run(["tools/probe_single_scale.py", "--config-file", "configs/synthetic/dino_r18.py", "--checkpoint",
+    proc = run(["studies/probe_single_scale.py", "--config-file", "configs/synthetic/dino_r18.py", "--checkpoint",
                 str(tmp_path / "x.pth")])
     assert proc.returncode != 0 and "give a DAB-DETR or Conditional DETR single-model config" in proc.stderr
 
 
 def test_probe_single_scale_refuses_a_missing_checkpoint(tmp_path):
-    proc = run(["tools/probe_single_scale.py", "--config-file", "configs/synthetic/dab_detr_r18.py", "--checkpoint",
+    proc = run(["studies/probe_single_scale.py", "--config-file", "configs/synthetic/dab_detr_r18.py", "--checkpoint",
                 str(tmp_path / "x.pth")])
     assert proc.returncode != 0 and "x.pth" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-800:]
 
@@ -189,7 +189,7 @@ def test_benchmark_kd_refuses_to_reuse_a_run_of_another_distillation_loss(tmp_pa
     (run_dir / "metrics.json").write_text('{"iteration": 1, "total_loss": 1.0}\n{"iteration": 1, "bbox/AP": 5.0}\n')
     teacher = tmp_path / "teacher.pth"
     teacher.write_bytes(b"")
-    proc = run(["tools/benchmark_kd.py", "--no-alone", "--no-inconsistent", "--iters", "2", "--seeds", "0",
+    proc = run(["studies/benchmark_kd.py", "--no-alone", "--no-inconsistent", "--iters", "2", "--seeds", "0",
                 "--teacher", str(teacher), "--output", str(out)])
     assert proc.returncode != 0 and "was trained with another distillation loss" in proc.stderr
     assert "normalization: authors -> per_image" in proc.stderr and "Traceback" not in proc.stderr
@@ -197,7 +197,7 @@ def test_benchmark_kd_refuses_to_reuse_a_run_of_another_distillation_loss(tmp_pa
 
 def test_a_tool_prints_a_refusal_as_one_message(tmp_path):
     """A refusal raised inside a tool's work (here building the pair with a directory as its teacher)."""
-    proc = run(["tools/probe_points.py", "--config-file", "configs/synthetic/dino_r50_r18.py",
+    proc = run(["studies/probe_points.py", "--config-file", "configs/synthetic/dino_r50_r18.py",
                 f"model.teacher_weights={tmp_path}"])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.startswith("probe_points.py: KDDETR: model.teacher_weights") and "is a directory" in proc.stderr

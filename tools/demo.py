@@ -1,37 +1,37 @@
 #!/usr/bin/env python
-"""The main job on the embedded synthetic data, end to end (what `make demo` runs):
+"""The main job on the embedded synthetic data, end to end (what `make demo` runs), from the configs of
+configs/synthetic/demo/ as they ship (no override but the output folders and the seed):
 
-1. train a DINO R50 teacher (configs/synthetic/dino_r50.py, shortened);
-2. train the DINO R18 student alone (configs/synthetic/dino_r18.py) and
-3. distil the teacher into the same R18 with KD-DETR (configs/synthetic/dino_r50_r18.py), at equal
-   iterations, schedule and data order (``--seed``); every model starts from its synthetic pretrained backbone
-   (kddetr.data.backbones, trained on first use) and is evaluated on synthetic_val by
-   COCOEvaluator at the end of its training. What distillation buys depends on how far the teacher is
-   above the student (docs/RESULTS.md, "`make demo`"), so the teacher gets most of the time (400
-   iterations) and the students 100 each, where the R18 alone is still far below it. All three train at
-   batch 4: the configs' 8 costs 1.8x the step time on 2 cores for no more AP per second. The two
-   cheaper teachers tried (``--teacher-batch 2 --teacher-iters 500``: 422 s; ``--teacher-freeze-at 2``:
-   464 s; against 693 s) reached 15.3 AP instead of 20.3, and with the first the gain fell to the seed
-   spread.
-   KD-DETR as the pair config ships it (its class term per image, the default: docs/RESULTS.md);
-4. export the three (tools/export_student.py) and draw their detections on the same validation
-   images through detectron2's DefaultPredictor, one row per model (tools/visualize.py);
-5. print the AP table.
+1. train the teacher, a DINO R18 with 2 encoder and 3 decoder layers (``teacher.py``, 300 iterations);
+2. train the faster student alone, a DINO R18 with 1 encoder and 2 decoder layers (``student_alone.py``,
+   100 iterations), and
+3. distil the teacher into the same student with KD-DETR as the pair configs ship it (``student_kd.py``), at
+   equal iterations, schedule and data order (``--seeds``); every model starts from its synthetic pretrained
+   backbone (kddetr.data.backbones, trained on first use) and is evaluated on synthetic_val by COCOEvaluator
+   at the end of its training. The teacher gets most of the time: what distillation buys grows with how far
+   the teacher is above the student (docs/RESULTS.md, "`make demo`", says what else was tried);
+4. export the three (tools/export_student.py) and draw their detections on the same validation images
+   through detectron2's DefaultPredictor, one row per model (tools/visualize.py);
+5. print the AP table (and, with several ``--seeds``, each student's mean and spread over them and the
+   per-seed gain; the teacher is trained once, at the first seed).
 
 The screen shows one progress line per stage with its ETA, then the table; everything a run prints
 (environment, config, model) is in its own ``log.txt``. A finished step is reused when run again (delete
-output/demo to start over).
+the output folder to start over).
 """
 import argparse
 import collections
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
+from typing import List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 SCORE_THRESHOLD = 0.3  # the picture's: short-trained detectors score low (the teacher's best boxes 30-40%)
 
 
@@ -101,65 +101,90 @@ def final_eval(out: str) -> dict:
     return rows[-1] if rows else {}
 
 
+CONFIGS = "configs/synthetic/demo"
+#: (title, config, output folder under --output), in training order
+RUNS = [("teacher DINO R18 (2 enc / 3 dec)", f"{CONFIGS}/teacher.py", "teacher"),
+        ("student DINO R18 (1 enc / 2 dec) alone", f"{CONFIGS}/student_alone.py", "student_alone"),
+        ("student DINO R18 (1 enc / 2 dec) + KD-DETR", f"{CONFIGS}/student_kd.py", "student")]
+
+
+def run_folder(output: str, folder: str, seed: int, first_seed: int) -> str:
+    """A run's output folder: the teacher's and the first seed's students' without a suffix."""
+    return f"{output}/{folder}" if folder == "teacher" or seed == first_seed else f"{output}/{folder}_seed{seed}"
+
+
+def settings(config: str) -> Tuple[int, int]:
+    """(iterations, batch) of a demo config as it ships."""
+    from kddetr.config import load_config
+
+    cfg = load_config(os.path.join(ROOT, config), [])
+    return cfg.train.max_iter, cfg.dataloader.train.total_batch_size
+
+
+def spread(values: List[float]) -> str:
+    mean = statistics.mean(values)
+    return f"{mean:.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="output/demo",
-                        help="configs/synthetic/dino_r50_r18.py takes its teacher from output/demo/teacher")
-    parser.add_argument("--teacher-iters", type=int, default=400)
-    parser.add_argument("--student-iters", type=int, default=100)
-    parser.add_argument("--teacher-batch", type=int, default=4, help="dataloader.train.total_batch_size of the teacher")
-    parser.add_argument("--batch", type=int, default=4, help="dataloader.train.total_batch_size of the two students")
-    parser.add_argument("--teacher-freeze-at", type=int, default=0,
-                        help="model.backbone.freeze_at of the teacher (2: neither the stem nor res2 trains)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="train.seed of the three runs: the two students see the same data order")
-    parser.add_argument("opts", nargs="*", help="extra key=value overrides for the three trainings")
+                        help="configs/synthetic/demo/student_kd.py takes its teacher from output/demo/teacher")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train.seed of the runs: the two students of a seed see the same data order")
+    parser.add_argument("opts", nargs="*", help="extra key=value overrides for every training")
     args = parser.parse_args()
     start = time.perf_counter()
-    teacher_ckpt = f"{args.output}/teacher/model_final.pth"
-    runs = [  # (title, config, output folder, iterations, batch, extra overrides)
-        ("teacher DINO R50", "configs/synthetic/dino_r50.py", f"{args.output}/teacher", args.teacher_iters,
-         args.teacher_batch, [f"model.backbone.freeze_at={args.teacher_freeze_at}"]),
-        ("student DINO R18 alone", "configs/synthetic/dino_r18.py", f"{args.output}/student_alone",
-         args.student_iters, args.batch, []),
-        ("student DINO R18 + KD-DETR", "configs/synthetic/dino_r50_r18.py", f"{args.output}/student",
-         args.student_iters, args.batch, [f"model.teacher_weights={teacher_ckpt}",
-                                          f"model.teacher.backbone.freeze_at={args.teacher_freeze_at}"]),
-    ]
-    for i, (title, config, out, iters, batch, extra) in enumerate(runs):
+    first = args.seeds[0]
+    teacher_ckpt = f"{run_folder(args.output, 'teacher', first, first)}/model_final.pth"
+    plan = [(title, config, run_folder(args.output, folder, seed, first), seed)
+            for seed in args.seeds for title, config, folder in RUNS if folder != "teacher" or seed == first]
+    for i, (title, config, out, seed) in enumerate(plan):
+        iters, _ = settings(config)
+        label = f"{i + 1}/{len(plan) + 1} {title}" + (f", seed {seed}" if len(args.seeds) > 1 else "")
         if os.path.isfile(os.path.join(ROOT, out, "model_final.pth")):
-            print(f"{i + 1}/{len(runs) + 1} {title}: reusing {out}/model_final.pth")
+            print(f"{label}: reusing {out}/model_final.pth")
             continue
-        step(f"{i + 1}/{len(runs) + 1} {title}, {iters} iterations",
-             ["train_net.py", "--config-file", config, *extra, f"train.max_iter={iters}", f"train.eval_period={iters}",
-              f"train.output_dir={out}", f"train.seed={args.seed}", f"dataloader.train.total_batch_size={batch}",
+        teacher = [f"model.teacher_weights={teacher_ckpt}"] if config.endswith("student_kd.py") else []
+        step(f"{label}, {iters} iterations",
+             ["train_net.py", "--config-file", config, *teacher, f"train.output_dir={out}", f"train.seed={seed}",
               *args.opts], iters)
 
     png = f"{args.output}/detections.png"
-    predictors = []
-    last = f"{len(runs) + 1}/{len(runs) + 1}"
-    for title, config, out, _, _, extra in runs:
-        predictors.append(f"{out}/export/predictor.yaml")
+    shown = plan[:len(RUNS)]  # the teacher and the first seed's students
+    last = f"{len(plan) + 1}/{len(plan) + 1}"
+    for title, config, out, _ in shown:
+        teacher = [f"model.teacher_weights={teacher_ckpt}"] if config.endswith("student_kd.py") else []
         step(f"{last} export {title}", ["tools/export_student.py", "--config-file", config, "--checkpoint",
-                                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *extra, *args.opts])
+                                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *teacher,
+                                        *args.opts])
     step(f"{last} draw the three's detections with DefaultPredictor",
-         ["tools/visualize.py", *[a for p in predictors for a in ("--config", p)],
-          *[a for r in runs for a in ("--label", r[0])], "--images", "4", "--output", png,
+         ["tools/visualize.py", *[a for r in shown for a in ("--config", f"{r[2]}/export/predictor.yaml")],
+          *[a for r in shown for a in ("--label", r[0])], "--images", "4", "--output", png,
           "--score-threshold", str(SCORE_THRESHOLD), "--scale", "2"])
 
     keys = ["AP", "AP50", "AP75", "APs", "APm"]
-    print("\nCOCO bbox AP on synthetic_val (200 images):\n")
+    print(f"\nCOCO bbox AP on synthetic_val (200 images), seed {first}:\n")
     print("| model | iterations | batch | " + " | ".join(keys) + " |\n|---|---|---|" + "---|" * len(keys))
-    ap = []
-    for title, _, out, iters, batch, _ in runs:
+    for title, config, out, _ in shown:
         r = final_eval(os.path.join(ROOT, out))
-        ap.append(r.get("bbox/AP", float("nan")))
         cells = " | ".join(f"{r.get('bbox/' + k, float('nan')):.1f}" for k in keys)
-        print(f"| {title} | {iters} | {batch} | {cells} |")
-    print(f"\nwhat distillation buys the R18 at {args.student_iters} iterations: {ap[2] - ap[1]:+.1f} AP "
-          f"(one seed; docs/RESULTS.md gives the spread over seeds)")
+        print(f"| {title} | {' | '.join(str(v) for v in settings(config))} | {cells} |")
+    ap = {folder: [final_eval(os.path.join(ROOT, run_folder(args.output, folder, s, first))).get("bbox/AP",
+                                                                                                   float("nan"))
+                   for s in args.seeds] for _, _, folder in RUNS[1:]}
+    gains = [kd - alone for kd, alone in zip(ap["student"], ap["student_alone"])]
+    iters, _ = settings(RUNS[2][1])
+    if len(args.seeds) == 1:
+        print(f"\nwhat distillation buys the student at {iters} iterations: {gains[0]:+.1f} AP "
+              f"(one seed; docs/RESULTS.md gives the spread over seeds)")
+    else:
+        print(f"\nover seeds {' '.join(map(str, args.seeds))}: alone {spread(ap['student_alone'])} AP, "
+              f"+ KD-DETR {spread(ap['student'])} AP (mean ± sample standard deviation)\n"
+              f"what distillation buys the student at {iters} iterations, per seed: "
+              f"{', '.join(f'{g:+.1f}' for g in gains)} AP (mean {statistics.mean(gains):+.1f})")
     print(f"\ndetections of the three on the same validation images (score >= {SCORE_THRESHOLD}): {png}\n"
-          f"serve the student: see {args.output}/student/export/predictor.yaml and README ('Serving the student').\n"
+          f"serve the student: see {shown[2][2]}/export/predictor.yaml and README ('Serving the student').\n"
           f"demo took {(time.perf_counter() - start) / 60:.1f} min")
 
 

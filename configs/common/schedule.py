@@ -35,3 +35,8 @@ def schedule_36ep():
 
 def schedule_50ep():
     return coco_schedule(epochs=50, decay_epochs=40)
+
+
+def synthetic_schedule(max_iter):
+    """The synthetic configs' schedule at any length: warm-up over the first 10 %, lr x0.1 at 85 %."""
+    return step_schedule(max_iter=max_iter, decay_iter=int(max_iter * 0.85), warmup_iter=max_iter // 10)

@@ -1,6 +1,6 @@
 """KD-DETR on the embedded synthetic shapes: Conditional DETR R50 teacher -> Conditional DETR R18 student.
 
-Teacher: train configs/synthetic/conditional_detr_r50.py first (tools/benchmark_kd.py --family conditional_detr
+Teacher: train configs/synthetic/conditional_detr_r50.py first (studies/benchmark_kd.py --family conditional_detr
     does), or point model.teacher_weights at your own.
 Student: its pretrained R-18 (synthetic-backbone://R-18), the schedule of
     configs/synthetic/conditional_detr_r18.py (equal iterations).

@@ -1,7 +1,7 @@
 """KD-DETR on the embedded synthetic shapes: two-stage Deformable DETR R50 teacher -> two-stage
 Deformable DETR R18 student (both with box refinement; KD-DETR Table 2's "Deformable DETR" row).
 
-Teacher: train configs/synthetic/deformable_detr_two_stage_r50.py first (tools/benchmark_kd.py --family
+Teacher: train configs/synthetic/deformable_detr_two_stage_r50.py first (studies/benchmark_kd.py --family
     deformable_detr_two_stage does), or point model.teacher_weights at your own.
 Student: its pretrained R-18 (synthetic-backbone://R-18), the schedule of
     configs/synthetic/deformable_detr_two_stage_r18.py (equal iterations).

@@ -1,11 +1,9 @@
 """KD-DETR on the embedded synthetic shapes: DINO R50 teacher -> DINO R18 student (CPU sized).
 
-Teacher: by default the one `make demo` trains (output/demo/teacher, DINO R50, 400 iterations at
-    batch 4, ~12 min on 2 CPU cores). For a stronger one train configs/synthetic/dino_r50.py (1000
-    iterations, 54.3 AP, 21-38 min) and add model.teacher_weights=output/synthetic/dino_r50/model_final.pth
-    (tools/benchmark_kd.py does).
+Teacher: configs/synthetic/dino_r50.py, trained first (1000 iterations at batch 8, 54-57 AP, 30-40 min
+    on 2 CPU cores; studies/benchmark_kd.py trains it when it is missing), or model.teacher_weights=<yours>.
 Student: its synthetic pretrained R-18 (synthetic-backbone://R-18, the ImageNet analogue), the
-    schedule of configs/synthetic/dino_r18.py, so the two compare at equal iterations (tools/benchmark_kd.py).
+    schedule of configs/synthetic/dino_r18.py, so the two compare at equal iterations (studies/benchmark_kd.py).
 """
 from detectron2.config import LazyCall as L
 
@@ -17,7 +15,7 @@ from .dino_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset 
 
 model = L(KDDETR)(
     teacher=synthetic_dino(depth=50),
-    teacher_weights="output/demo/teacher/model_final.pth",
+    teacher_weights="output/synthetic/dino_r50/model_final.pth",
     teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=synthetic_dino(depth=18),
     points=kd_points(general=100, specific=True),  # as many general points as detection queries

@@ -8,7 +8,7 @@ As in configs/layer_compression/, every student decoder layer is trained towards
 KD-DETR's class term is per image (the default of every pair config): on these data the 2/3 DAB-DETR R18
 student gains nothing from the authors' sum over the batch (-0.1 AP over three seeds at 800 iterations) and
 +8.0 from the per-image term (docs/RESULTS.md, "DAB-DETR"). The Table 3 records were measured with it at
-weight 1 (``tools/benchmark_kd.py --layer-compression`` sets ``model.loss.weights.cls=1.0``).
+weight 1 (``studies/benchmark_kd.py --layer-compression`` sets ``model.loss.weights.cls=1.0``).
 """
 from ..dab_detr_r50_r18 import dataloader, lr_multiplier, model, optimizer, train, user_dataset  # noqa: F401
 

@@ -3,7 +3,7 @@
 The authors' softmax class term is 0 by construction on one class (a softmax over one logit is 1),
 so this pair distils with the sigmoid class term, a binary KL on the one class's probability
 (``class_term="sigmoid"``; a softmax one is refused at start-up). Its temperature and weight are those
-of ``tools/benchmark_kd.py --sigmoid`` (docs/RESULTS.md, "The class term per image, by default").
+of ``studies/benchmark_kd.py --sigmoid`` (docs/RESULTS.md, "The class term per image, by default").
 """
 from detectron2.config import LazyCall as L
 

@@ -1,4 +1,4 @@
-"""Timing, memory and FLOP helpers of the cost tools (``tools/distill_cost.py``,
+"""Timing, memory and FLOP helpers of the cost tools (``studies/distill_cost.py``,
 ``tools/benchmark_inference.py``).
 
 :func:`fixed_batches` takes a few training batches once, so every measured step sees the same

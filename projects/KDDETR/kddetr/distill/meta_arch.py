@@ -295,9 +295,9 @@ def load_teacher(teacher: nn.Module, path: str) -> None:
     if "://" not in path and not os.path.isfile(path):
         raise MissingInputError(
             f"KDDETR: teacher checkpoint '{path}' does not exist. Train a teacher with its single-model config "
-            "and set model.teacher_weights to its model_final.pth (synthetic data: `make demo` trains one to "
-            "output/demo/teacher/ in ~6 min; configs/synthetic/dino_r50.py a stronger one to "
-            "output/synthetic/dino_r50/)."
+            "and set model.teacher_weights to its model_final.pth (synthetic data: configs/synthetic/dino_r50.py "
+            "trains the DINO R50 teacher of the synthetic pairs to output/synthetic/dino_r50/; `make demo` "
+            "trains its own DINO R18 teacher to output/demo/teacher/)."
         )
     state = read_state_dict(path, "model.teacher_weights")
     if state and all(k.startswith(TEACHER_PREFIX) or k.startswith("student.") for k in state):

@@ -14,9 +14,9 @@ With ``--class-terms``: how strongly each KD-DETR class term pulls the student's
 term (the authors') and the sigmoid one at a few temperatures: the scale one term needs to pull as
 hard as another.
 
-    .venv/bin/python tools/probe_points.py --config-file configs/synthetic/deformable_detr_r50_r18.py \\
+    .venv/bin/python studies/probe_points.py --config-file configs/synthetic/deformable_detr_r50_r18.py \\
         model.teacher_weights=output/synthetic/deformable_detr_r50/model_final.pth
-    .venv/bin/python tools/probe_points.py --config-file configs/synthetic/dab_deformable_detr_r50_r18.py \\
+    .venv/bin/python studies/probe_points.py --config-file configs/synthetic/dab_deformable_detr_r50_r18.py \\
         --student output/families/dab_deformable_detr/kddetr_seed0/model_final.pth \\
         model.teacher_weights=output/synthetic/dab_deformable_detr_r50/model_final.pth
 """

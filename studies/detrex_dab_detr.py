@@ -7,7 +7,7 @@ this data from a bug of ours (docs/RESULTS.md, "Why DAB-DETR and Conditional DET
 detrex is not a dependency and none of its code is in this repository: point ``--detrex-src`` at a checkout
 (``git clone https://github.com/IDEA-Research/detrex``; measured with commit e244e6c3).
 
-    .venv/bin/python tools/detrex_dab_detr.py --detrex-src ../detrex --iters 500 --schedule-iters 2000 \
+    .venv/bin/python studies/detrex_dab_detr.py --detrex-src ../detrex --iters 500 --schedule-iters 2000 \
         --eval --out output/detrex_dab_detr model.input_norm_groups=0
     # ours, same schedule and seed:
     .venv/bin/python train_net.py --config-file configs/synthetic/dab_detr_r50.py train.max_iter=2000 \

@@ -27,12 +27,12 @@ R50 -> R18 pair with KD-DETR and, where their configs exist (DINO), DETRDistill 
 The configs are expected to share the teacher and the student: the first config's are the ones
 counted alone. Trailing ``key=value`` overrides apply to every config.
 
-    .venv/bin/python tools/distill_cost.py                       # synthetic DINO, the config's device
-    .venv/bin/python tools/distill_cost.py --device cuda --iters 20
-    .venv/bin/python tools/distill_cost.py --family deformable_detr --skip-flops
-    .venv/bin/python tools/distill_cost.py --config configs/synthetic/dino_r50_r18.py model.points.0.num=50
+    .venv/bin/python studies/distill_cost.py                       # synthetic DINO, the config's device
+    .venv/bin/python studies/distill_cost.py --device cuda --iters 20
+    .venv/bin/python studies/distill_cost.py --family deformable_detr --skip-flops
+    .venv/bin/python studies/distill_cost.py --config configs/synthetic/dino_r50_r18.py model.points.0.num=50
     # at the user's scale: the COCO pair, 2 images (the per-GPU batch) of 800 x 1333
-    .venv/bin/python tools/distill_cost.py --config configs/dino_r50_r18.py --size 800 1333 --batch 2 \
+    .venv/bin/python studies/distill_cost.py --config configs/dino_r50_r18.py --size 800 1333 --batch 2 \
         --iters 3 --warmup 1 --skip-flops
 
 Writes ``--output`` (default output/distill_cost.md) and prints it.

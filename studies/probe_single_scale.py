@@ -2,7 +2,7 @@
 """What a trained single-scale DETR (DAB-DETR, Conditional DETR) makes of its input: the scale of the
 projected backbone level the encoder reads, and whether the decoder's boxes depend on the image.
 
-    .venv/bin/python tools/probe_single_scale.py --config-file configs/synthetic/dab_detr_r50.py \\
+    .venv/bin/python studies/probe_single_scale.py --config-file configs/synthetic/dab_detr_r50.py \\
         --checkpoint output/synthetic/dab_detr_r50/model_final.pth
 
 Prints, on the first ``--images`` images of the config's test set, in eval mode:

@@ -25,17 +25,17 @@ configs/synthetic/<family>_*.py.
 Writes ``<out>/results.md`` (mean and spread over seeds), ``<out>/ap_vs_iter.png``,
 ``<out>/runs.json`` (with ``--family all`` also ``<out>/summary.md``, one row per family; ``--summary``
 writes it from finished folders). Finished runs are reused (delete their folder to re-run). The training
-cost of the same configs (FLOPs, step times) is tools/distill_cost.py's.
+cost of the same configs (FLOPs, step times) is studies/distill_cost.py's.
 
-    .venv/bin/python tools/benchmark_kd.py --iters 300 --seeds 0 1 2
-    .venv/bin/python tools/benchmark_kd.py --family all --detrdistill --no-inconsistent \
+    .venv/bin/python studies/benchmark_kd.py --iters 300 --seeds 0 1 2
+    .venv/bin/python studies/benchmark_kd.py --family all --detrdistill --no-inconsistent \
         --iters 200 --eval-period 100 --seeds 0 1 2 --output output/families   # docs/RESULTS.md family table
-    .venv/bin/python tools/benchmark_kd.py --family dab_detr --per-image --iters 800 \
+    .venv/bin/python studies/benchmark_kd.py --family dab_detr --per-image --iters 800 \
         --eval-period 200 --seeds 0 1 2 --output output/families/dab_detr_800   # DAB-DETR row
-    .venv/bin/python tools/benchmark_kd.py --layer-compression --iters 800 --eval-period 200 --seeds 0 1 2 \
+    .venv/bin/python studies/benchmark_kd.py --layer-compression --iters 800 --eval-period 200 --seeds 0 1 2 \
         --output output/families/dab_detr_table3   # KD-DETR Table 3 on DAB-DETR
-    .venv/bin/python tools/benchmark_kd.py --summary --output docs/results/families   # one row per family
-    .venv/bin/python tools/benchmark_kd.py --detrdistill --per-image --no-inconsistent --iters 200 \
+    .venv/bin/python studies/benchmark_kd.py --summary --output docs/results/families   # one row per family
+    .venv/bin/python studies/benchmark_kd.py --detrdistill --per-image --no-inconsistent --iters 200 \
         --eval-period 100 --seeds 0 1 2 --teacher-iters 500
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
 # KD-DETR's class-term settings beside the configs' (per image at weight 2, softmax): per image at weight 1,
 # the authors' sum over the process's images at weight 1, and the sigmoid (binary KL) term at T 1 and the
 # weight at which it pulls the student's logits about as hard as the configs' softmax term does at the start
-# (tools/probe_points.py --class-terms: its gradient is ~3-4x the softmax one's at weight 1; docs/RESULTS.md)
+# (studies/probe_points.py --class-terms: its gradient is ~3-4x the softmax one's at weight 1; docs/RESULTS.md)
 PER_IMAGE = "KD-DETR, class term per image"
 AUTHORS_SUM = "KD-DETR, authors' class sum"
 SIGMOID = "KD-DETR, sigmoid class term"

@@ -2,8 +2,8 @@
 """Train a config's model on one fixed training batch and print its losses: does the training
 path learn at all, and how fast, apart from generalisation and schedule?
 
-    .venv/bin/python tools/overfit_batch.py --config-file configs/synthetic/dab_detr_r18.py --steps 150
-    .venv/bin/python tools/overfit_batch.py --config-file configs/synthetic/dino_r18.py --steps 150
+    .venv/bin/python studies/overfit_batch.py --config-file configs/synthetic/dab_detr_r18.py --steps 150
+    .venv/bin/python studies/overfit_batch.py --config-file configs/synthetic/dino_r18.py --steps 150
 
 The model starts as train_net.py starts it (``train.init_checkpoint``, e.g. the synthetic
 pretrained backbone), with the config's optimizer, and gradients clipped as
