@@ -7,22 +7,15 @@ Student: ImageNet R50 (detectron2://ImageNetPretrained/torchvision/R-50.pkl: tra
     configs/dab_detr_r50.py, loaded into the student only).
 Points: 300 general (4-D anchor boxes: general points are random anchors) + the teacher's 300 queries.
 """
-from detectron2.config import LazyCall as L
-
-from kddetr.distill import KDDETR
-
-from .common.kd_detr import kd_loss, kd_points
+from .common.kd_detr import kd_detr
 from .dab_detr_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
 from .models.dab_detr import dab_detr
 
-model = L(KDDETR)(
+model = kd_detr(
     teacher=dab_detr(depth=101),
     teacher_weights="checkpoints/dab_detr_r101.pth",
-    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=dab_detr(depth=50),
-    points=kd_points(general=300, specific=True),
-    # the class term per image, x 2: the authors' sum over a process's images at their 2 per GPU, on any layout
-    loss=kd_loss(temperature=10.0, cls=2.0, l1=5.0, giou=2.0),
+    general=300,
 )
 
 # Data, AdamW, the 50-epoch schedule and the student's ImageNet weights are the student baseline's

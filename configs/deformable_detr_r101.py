@@ -3,16 +3,9 @@
 Teacher weights from detrex: tools/convert_detrex.py --config-file configs/deformable_detr_r101.py
 --input <detrex checkpoint> --output checkpoints/deformable_detr_r101.pth
 """
-from .common.data import coco_detr_data
-from .common.optim import adamw
-from .common.schedule import schedule_50ep
-from .common.train import train_defaults, user_dataset_keys
+from .deformable_detr_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
 from .models.deformable_detr import deformable_detr
 
 model = deformable_detr(depth=101)
-dataloader = coco_detr_data(total_batch_size=16)
-optimizer = adamw(lr=1e-4, weight_decay=1e-4, backbone_lr_factor=0.1)
-lr_multiplier = schedule_50ep()  # 50 epochs, lr x0.1 at epoch 40
-train = train_defaults(output_dir="./output/deformable_detr_r101", max_iter=375000)
+train.output_dir = "./output/deformable_detr_r101"
 train.init_checkpoint = "detectron2://ImageNetPretrained/torchvision/R-101.pkl"
-user_dataset = user_dataset_keys()

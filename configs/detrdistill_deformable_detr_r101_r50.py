@@ -9,23 +9,10 @@ Losses: the student's detection losses (focal 2, L1 5, GIoU 2) + progressive ins
     student layer l <- teacher layer l) + feature distillation on the 4 neck levels with the contrastive query
     loss (0.2) + teacher-assisted assignment (the teacher's 300 queries, the student's detection weights).
 """
-from detectron2.config import LazyCall as L
+from .common.detrdistill import detrdistill_only
+from .deformable_detr_r101_r50 import dataloader, lr_multiplier, model, optimizer, train, user_dataset  # noqa: F401
 
-from kddetr.distill import KDDETR
-
-from .common.detrdistill import detrdistill
-from .deformable_detr_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
-from .models.deformable_detr import deformable_detr
-
-model = L(KDDETR)(
-    teacher=deformable_detr(depth=101),
-    teacher_weights="checkpoints/deformable_detr_r101.pth",
-    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
-    student=deformable_detr(depth=50),
-    points=[],  # no KD-DETR points: DETRDistill alone
-    loss=None,
-    detrdistill=detrdistill(instance=True, feature=True, query_contrast=True, assignment=True),
-)
+model = detrdistill_only(model, instance=True, feature=True, query_contrast=True, assignment=True)
 
 # Data, the 50-epoch schedule, gradient clipping (max_norm 0.1) and the student's ImageNet R50 are the
 # student baseline's (configs/deformable_detr_r50.py); DETRDistill's recipe only doubles the learning rate.

@@ -6,23 +6,13 @@ Teacher: a DINO R101 checkpoint (configs/dino_r101.py, or detrex's via tools/con
 Student: ImageNet R18 (train.init_checkpoint of configs/dino_r18.py), loaded into the student only.
 Stage mapping: both decoders have 6 layers, student layer l <- teacher layer l.
 """
-from detectron2.config import LazyCall as L
-
-from kddetr.distill import KDDETR
-
-from .common.detrdistill import detrdistill
+from .common.detrdistill import detrdistill_only
 from .dino_r18 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
+from .dino_r101_r50 import model
 from .models.dino import dino
 
-model = L(KDDETR)(
-    teacher=dino(depth=101),
-    teacher_weights="checkpoints/dino_r101.pth",
-    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
-    student=dino(depth=18),
-    points=[],  # no KD-DETR points: DETRDistill alone
-    loss=None,
-    detrdistill=detrdistill(instance=True, feature=True, query_contrast=True, assignment=True),
-)
+model.student = dino(depth=18)
+model = detrdistill_only(model, instance=True, feature=True, query_contrast=True, assignment=True)
 
 # Data, AdamW, the 12-epoch schedule and the student's ImageNet R18 are the student baseline's
 # (configs/dino_r18.py); only the output moves.

@@ -7,22 +7,15 @@ Student: ImageNet R18 backbone, torchvision's resnet18 converted with detectron2
     tools/convert-torchvision-to-d2.py to checkpoints/R-18.pkl (train.init_checkpoint of
     configs/dino_r18.py, loaded into the student only).
 """
-from detectron2.config import LazyCall as L
-
-from kddetr.distill import KDDETR
-
-from .common.kd_detr import kd_loss, kd_points
+from .common.kd_detr import kd_detr
 from .dino_r18 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401
 from .models.dino import dino
 
-model = L(KDDETR)(
+model = kd_detr(
     teacher=dino(depth=50),
     teacher_weights="checkpoints/dino_r50.pth",
-    teacher_check=dict(images=50, min_ap=1.0),  # the teacher's AP on 50 test images, checked before training
     student=dino(depth=18),
-    points=kd_points(general=900, specific=True),  # 900 random anchors + the teacher's 900 queries
-    # the class term per image, x 2: the authors' sum over a process's images at their 2 per GPU, on any layout
-    loss=kd_loss(temperature=10.0, cls=2.0, l1=5.0, giou=2.0),
+    general=900,  # 900 random anchors + the teacher's 900 queries
 )
 
 # Data, AdamW (on the student's parameters only: the teacher is frozen), the 12-epoch schedule and the

@@ -23,3 +23,35 @@ def test_studies_are_not_in_tools():
     for path in glob.glob(os.path.join(ROOT, "tools", "*.py")):
         name = os.path.basename(path)[:-3]
         assert name not in study_names and not name.startswith("probe_"), path
+
+
+def _code_lines(path):
+    """A config's lines of code: without imports, docstrings, comments, blank lines and closing brackets."""
+    import ast
+
+    source = open(path).read()
+    skipped = set()
+    for node in ast.walk(ast.parse(source)):
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
+            node.value.value, str)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or docstring:
+            skipped.update(range(node.lineno, node.end_lineno + 1))
+    lines = [line.split("#")[0].strip() for i, line in enumerate(source.splitlines(), 1) if i not in skipped]
+    return [line for line in lines if line and line not in (")", "]", "}", "),", "],")]
+
+
+def test_no_two_configs_repeat_more_than_their_imports():
+    """A config that differs from another in a few keys is that config plus those keys (derived by import, as
+    detrex's). Two experiment configs may share at most two lines of code: the opening of the same helper call
+    (``model = kd_detr(``) and one value they choose alike (e.g. ``general=100``); configs/models and
+    configs/common hold the builders they call."""
+    import collections
+    import itertools
+
+    paths = [p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+             if os.sep + "models" + os.sep not in p and os.sep + "common" + os.sep not in p]
+    assert len(paths) > 50
+    lines = {p: collections.Counter(_code_lines(p)) for p in paths}
+    for a, b in itertools.combinations(paths, 2):
+        shared = lines[a] & lines[b]
+        assert sum(shared.values()) <= 2, (os.path.relpath(a, ROOT), os.path.relpath(b, ROOT), sorted(shared))

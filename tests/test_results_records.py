@@ -133,18 +133,28 @@ def test_demo_teachers_are_quoted_with_their_records():
 
 def test_the_latest_make_demo_table_is_its_records():
     """The table of the last timed `make demo` in docs/RESULTS.md is the one tools/demo.py prints from the
-    committed records of its three runs (final AP, AP50, AP75, APs, APm; the gain line too)."""
-    folder = os.path.join(ROOT, "docs", "results", "demo", "teacher400_demo_e8245f0")
+    committed records of its runs (final AP, AP50, AP75, APs, APm; the gain line too), and so is its summary
+    over three seeds."""
+    import statistics
+
+    folder = os.path.join(ROOT, "docs", "results", "demo", "teacher300_r18_demo")
     section = open(os.path.join(ROOT, "docs", "RESULTS.md")).read().split("## `make demo`", 1)[1]
     ap = {}
-    for title, run, iters in [("teacher DINO R50", "teacher", 400), ("student DINO R18 alone", "student_alone", 100),
-                              ("student DINO R18 + KD-DETR", "student", 100)]:
+    for title, run, iters in [("teacher DINO R18 (2 enc / 3 dec)", "teacher", 300),
+                              ("student DINO R18 (1 enc / 2 dec) alone", "student_alone", 100),
+                              ("student DINO R18 (1 enc / 2 dec) + KD-DETR", "student", 100)]:
         final = _final_evaluation(os.path.join(folder, run, "metrics.json"))
         assert final["iteration"] == iters, (run, final["iteration"])
         ap[run] = final["bbox/AP"]
         cells = " | ".join(f"{final['bbox/' + k]:.1f}" for k in ("AP", "AP50", "AP75", "APs", "APm"))
-        assert f"| {title} | {iters} | 4 | {cells} |" in section, (title, cells)
-    assert f"buys the R18 at 100 iterations: {ap['student'] - ap['student_alone']:+.1f} AP" in section
+        assert f"| {title} | {iters} | 8 | {cells} |" in section, (title, cells)
+    assert f"buys the student at 100 iterations: {ap['student'] - ap['student_alone']:+.1f} AP" in section
+    seeds = {run: [_final_evaluation(os.path.join(folder, run + suffix, "metrics.json"))["bbox/AP"]
+                   for suffix in ("", "_seed1", "_seed2")] for run in ("student_alone", "student")}
+    spread = {run: f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" for run, v in seeds.items()}
+    assert f"alone {spread['student_alone']} AP, + KD-DETR {spread['student']} AP" in section
+    gains = ", ".join(f"{kd - alone:+.1f}" for kd, alone in zip(seeds["student"], seeds["student_alone"]))
+    assert f"per seed: {gains} AP" in section
 
 
 def test_pretrained_backbone_rows_are_their_records():

@@ -65,7 +65,8 @@ def test_benchmark_kd_layer_compression_is_dab_detrs_own_study(tmp_path):
         proc = run(["studies/benchmark_kd.py", "--layer-compression", *extra, "--output", str(tmp_path)])
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-1000:]
     (tmp_path / "teacher").mkdir()
-    proc = run(["studies/benchmark_kd.py", "--layer-compression", "--rebuild", "--seeds", "0", "--output", str(tmp_path)])
+    proc = run(["studies/benchmark_kd.py", "--layer-compression", "--rebuild", "--seeds", "0",
+                "--output", str(tmp_path)])
     assert proc.returncode != 0
     assert "no record" in proc.stderr and "dab_detr_r18_enc2_dec2_seed0/metrics.json" in proc.stderr, proc.stderr
 

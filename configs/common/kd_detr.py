@@ -1,7 +1,16 @@
-"""KD-DETR pieces shared by the pair configs: the paper's points and loss, and the ablations."""
+"""KD-DETR pieces shared by the pair configs: the META_ARCH as they ship it, the paper's points and loss, and
+the ablations."""
 from detectron2.config import LazyCall as L
 
-from kddetr.distill import GeneralPoints, Inconsistent, KDDETRLoss, SimilarForeground, SimilarGeneral, TeacherQueries
+from kddetr.distill import (
+    KDDETR,
+    GeneralPoints,
+    Inconsistent,
+    KDDETRLoss,
+    SimilarForeground,
+    SimilarGeneral,
+    TeacherQueries,
+)
 from kddetr.distill.kd_detr import AUTHORS_IMAGES_PER_PROCESS, BaselineKDLoss
 
 
@@ -23,6 +32,22 @@ def kd_loss(*, temperature=10.0, cls=float(AUTHORS_IMAGES_PER_PROCESS), l1=5.0, 
     ``class_term``: ``"softmax"`` (the authors') or ``"sigmoid"`` (a binary KL per class)."""
     return L(KDDETRLoss)(temperature=temperature, weights=dict(cls=cls, l1=l1, giou=giou), layers=layers,
                          foreground_weight=foreground_weight, normalization=normalization, class_term=class_term)
+
+
+#: before the first step train_net.py evaluates the teacher on the first 50 test images and stops below 1 AP
+#: (kddetr.engine.teacher_check): a teacher of another dataset or class order loads strictly and still fails it
+TEACHER_CHECK = dict(images=50, min_ap=1.0)
+
+
+def kd_detr(*, teacher, student, teacher_weights, general, specific=True, loss=None, **options):
+    """The distillation META_ARCH with KD-DETR as every pair config ships it: ``general`` random points (the
+    papers use as many as the teacher's detection queries) and, if ``specific``, the teacher's own queries;
+    the default :func:`kd_loss` unless ``loss`` is given (its class term per image at weight 2: the authors'
+    loss at their 2 images per GPU, the same on any layout); the teacher check. ``options``: further
+    ``KDDETR`` arguments (e.g. ``detrdistill=``)."""
+    return L(KDDETR)(teacher=teacher, teacher_weights=teacher_weights, teacher_check=dict(TEACHER_CHECK),
+                     student=student, points=kd_points(general=general, specific=specific),
+                     loss=kd_loss() if loss is None else loss, **options)
 
 
 def baseline_loss(*, temperature=10.0, cls=10.0, l1=1.0, beta=1.0 / 9.0, layers="all"):
