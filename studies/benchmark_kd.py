@@ -53,6 +53,9 @@ sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a so
 
 FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", "dab_deformable_detr",
             "conditional_detr"]
+#: the one-class synthetic data (configs/synthetic/one_class/: one class "shape"), a family of its own for
+#: ``--family`` (not in ``--family all``): its pair ships the sigmoid class term, a softmax one is refused there
+ONE_CLASS = "one_class/dino"
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
 # KD-DETR's class-term settings beside the configs' (per image at weight 2, softmax): per image at weight 1,
@@ -62,24 +65,28 @@ DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
 PER_IMAGE = "KD-DETR, class term per image"
 AUTHORS_SUM = "KD-DETR, authors' class sum"
 SIGMOID = "KD-DETR, sigmoid class term"
+# KD-DETR with its boxes only (class weight 0): what the authors' softmax class term leaves on one class, where
+# it is zero by construction (the arm the one-class study compares the sigmoid term with)
+BOXES_ONLY = "KD-DETR, boxes only"
 CLASS_TERM_ARMS = {
     PER_IMAGE: ["model.loss.weights.cls=1.0"],
     AUTHORS_SUM: ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"],
     SIGMOID: ["model.loss.class_term=sigmoid", "model.loss.temperature=1.0", "model.loss.weights.cls=0.5"],
+    BOXES_ONLY: ["model.loss.weights.cls=0.0"],
 }
 TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image",
-        AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid"}
+        AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid", BOXES_ONLY: "kddetr_boxes_only"}
 #: (arm, the arm it is compared with seed by seed) in a table, beside each arm's gain over the student alone
-VERSUS = [(KD, PER_IMAGE), (KD, AUTHORS_SUM), (SIGMOID, KD)]
+VERSUS = [(KD, PER_IMAGE), (KD, AUTHORS_SUM), (SIGMOID, KD), (KD, BOXES_ONLY)]
 
 
 def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False, combined: bool = False,
                 per_image: bool = False, skip_missing: bool = False, authors_sum: bool = False,
-                sigmoid: bool = False) -> dict:
+                sigmoid: bool = False, boxes_only: bool = False) -> dict:
     """arm -> (config, overrides) of ``family``; ``skip_missing`` (``--family all``) leaves out the
     distiller arms a family has no config for instead of refusing."""
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
-    for arm, on in ((PER_IMAGE, per_image), (AUTHORS_SUM, authors_sum), (SIGMOID, sigmoid)):
+    for arm, on in ((PER_IMAGE, per_image), (AUTHORS_SUM, authors_sum), (SIGMOID, sigmoid), (BOXES_ONLY, boxes_only)):
         if on:  # the pair config with KD-DETR's class term set otherwise (KDDETRLoss.normalization, class_term)
             arms[arm] = (f"configs/synthetic/{family}_r50_r18.py", CLASS_TERM_ARMS[arm])
     if family == "dino" and inconsistent:
@@ -173,7 +180,8 @@ def run_arms(args) -> dict:
         arms = dict(COMPRESSED)
     else:
         arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image,
-                              skip_missing=args.all_families, authors_sum=args.authors_sum, sigmoid=args.sigmoid),
+                              skip_missing=args.all_families, authors_sum=args.authors_sum, sigmoid=args.sigmoid,
+                              boxes_only=args.boxes_only),
                 **(ABLATIONS if args.ablations else {})}
         if args.no_alone:
             del arms[STUDENT]
@@ -334,7 +342,7 @@ def plot(runs, path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", default="", choices=FAMILIES + ["all"],
+    parser.add_argument("--family", default="", choices=FAMILIES + ["all", ONE_CLASS],
                         help="default: dino (with --layer-compression: dab_detr)")
     parser.add_argument("--teacher", default="", help="default: output/synthetic/<family>_r50/model_final.pth")
     parser.add_argument("--teacher-iters", type=int, default=0, help="train a missing teacher this long (default: "
@@ -363,6 +371,9 @@ def main() -> None:
     parser.add_argument("--sigmoid", action="store_true",
                         help="also train KD-DETR with the sigmoid class term (model.loss.class_term=sigmoid "
                         "model.loss.temperature=1.0 model.loss.weights.cls=0.5)")
+    parser.add_argument("--boxes-only", action="store_true",
+                        help="also train KD-DETR with its class term off (model.loss.weights.cls=0.0): what the "
+                        "softmax class term leaves on one class (--family one_class/dino)")
     parser.add_argument("--fast-students", action="store_true",
                         help="instead of the family's arms, train the faster DINO students of "
                         "configs/synthetic/fast_students/ alone and with KD-DETR (default output: "
@@ -393,7 +404,8 @@ def main() -> None:
             continue
         others = [flag for flag, on in (("--family " + args.family, args.family not in ("", family)),
                                         ("--per-image", args.per_image), ("--authors-sum", args.authors_sum),
-                                        ("--sigmoid", args.sigmoid), ("--detrdistill", args.detrdistill),
+                                        ("--sigmoid", args.sigmoid), ("--boxes-only", args.boxes_only),
+                                        ("--detrdistill", args.detrdistill),
                                         ("--combined", args.combined), ("--ablations", args.ablations),
                                         ("--no-inconsistent", args.no_inconsistent)) if on]
         if others:

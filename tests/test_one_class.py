@@ -39,3 +39,23 @@ def test_a_softmax_class_term_on_one_class_is_refused_at_start_up():
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "with 1 class it is 0 whatever the logits" in proc.stderr and "model.loss.class_term=sigmoid" in proc.stderr
+
+
+def test_the_one_class_study_arms_are_the_one_class_configs():
+    """studies/benchmark_kd.py --family one_class/dino --boxes-only: the student alone, the pair as shipped
+    (sigmoid class term) and the same pair with its class term off (what a softmax term leaves on one
+    class), all on the one-class configs; the boxes-only arm builds (its class weight 0 is not refused)."""
+    from detectron2.config import instantiate
+
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
+    import benchmark_kd
+
+    arms = benchmark_kd.family_arms(benchmark_kd.ONE_CLASS, boxes_only=True)
+    assert set(arms) == {benchmark_kd.STUDENT, benchmark_kd.KD, benchmark_kd.BOXES_ONLY}
+    for config, _ in arms.values():
+        assert config.startswith("configs/synthetic/one_class/") and os.path.isfile(os.path.join(ROOT, config))
+    config, overrides = arms[benchmark_kd.BOXES_ONLY]
+    cfg = load_config(os.path.join(ROOT, config), overrides)
+    assert cfg.model.loss.weights.cls == 0.0 and cfg.model.loss.class_term == "sigmoid"
+    loss = instantiate(cfg.model.loss)
+    loss.check_num_classes(1)
