@@ -74,6 +74,15 @@ CLASS_TERM_ARMS = {
     SIGMOID: ["model.loss.class_term=sigmoid", "model.loss.temperature=1.0", "model.loss.weights.cls=0.5"],
     BOXES_ONLY: ["model.loss.weights.cls=0.0"],
 }
+#: arm -> (its command-line flag, what it trains)
+CLASS_TERM_FLAGS = {
+    PER_IMAGE: ("--per-image", "its class term per image at weight 1 (the configs': per image at weight 2, the "
+                "authors' sum at 2 images per process)"),
+    AUTHORS_SUM: ("--authors-sum", "the authors' class term, summed over the images of the process"),
+    SIGMOID: ("--sigmoid", "the sigmoid class term"),
+    BOXES_ONLY: ("--boxes-only", "its class term off: what the softmax class term leaves on one class "
+                 "(--family one_class/dino)"),
+}
 TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image",
         AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid", BOXES_ONLY: "kddetr_boxes_only"}
 #: (arm, the arm it is compared with seed by seed) in a table, beside each arm's gain over the student alone
@@ -362,18 +371,9 @@ def main() -> None:
     parser.add_argument("--detrdistill", action="store_true",
                         help="also train DETRDistill students (dino, deformable_detr, conditional_detr)")
     parser.add_argument("--combined", action="store_true", help="also train KD-DETR + DETRDistill students (DINO)")
-    parser.add_argument("--per-image", action="store_true",
-                        help="also train KD-DETR with its class term per image at weight 1 (the configs': per image at "
-                        "weight 2, the authors' sum at 2 images per process)")
-    parser.add_argument("--authors-sum", action="store_true",
-                        help="also train KD-DETR with the authors' class term, summed over the images of the process "
-                        "(model.loss.normalization=authors model.loss.weights.cls=1.0)")
-    parser.add_argument("--sigmoid", action="store_true",
-                        help="also train KD-DETR with the sigmoid class term (model.loss.class_term=sigmoid "
-                        "model.loss.temperature=1.0 model.loss.weights.cls=0.5)")
-    parser.add_argument("--boxes-only", action="store_true",
-                        help="also train KD-DETR with its class term off (model.loss.weights.cls=0.0): what the "
-                        "softmax class term leaves on one class (--family one_class/dino)")
+    for arm, (flag, what) in CLASS_TERM_FLAGS.items():
+        parser.add_argument(flag, action="store_true",
+                            help=f"also train KD-DETR with {what} ({' '.join(CLASS_TERM_ARMS[arm])})")
     parser.add_argument("--fast-students", action="store_true",
                         help="instead of the family's arms, train the faster DINO students of "
                         "configs/synthetic/fast_students/ alone and with KD-DETR (default output: "
@@ -402,9 +402,8 @@ def main() -> None:
                                ("layer_compression", "dab_detr", "the DAB-DETR students of KD-DETR Table 3")):
         if not getattr(args, mode):
             continue
-        others = [flag for flag, on in (("--family " + args.family, args.family not in ("", family)),
-                                        ("--per-image", args.per_image), ("--authors-sum", args.authors_sum),
-                                        ("--sigmoid", args.sigmoid), ("--boxes-only", args.boxes_only),
+        class_terms = [(flag, getattr(args, flag[2:].replace("-", "_"))) for flag, _ in CLASS_TERM_FLAGS.values()]
+        others = [flag for flag, on in (("--family " + args.family, args.family not in ("", family)), *class_terms,
                                         ("--detrdistill", args.detrdistill),
                                         ("--combined", args.combined), ("--ablations", args.ablations),
                                         ("--no-inconsistent", args.no_inconsistent)) if on]

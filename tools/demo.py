@@ -113,17 +113,17 @@ def run_folder(output: str, folder: str, seed: int, first_seed: int) -> str:
     return f"{output}/{folder}" if folder == "teacher" or seed == first_seed else f"{output}/{folder}_seed{seed}"
 
 
-def settings(config: str) -> Tuple[int, int]:
-    """(iterations, batch) of a demo config as it ships."""
+def settings(config: str, opts: List[str]) -> Tuple[int, int]:
+    """(iterations, batch) of a demo config with the run's ``key=value`` overrides."""
     from kddetr.config import load_config
 
-    cfg = load_config(os.path.join(ROOT, config), [])
+    cfg = load_config(os.path.join(ROOT, config), opts)
     return cfg.train.max_iter, cfg.dataloader.train.total_batch_size
 
 
 def spread(values: List[float]) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
+    """Mean ± sample standard deviation of two or more values."""
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def main() -> None:
@@ -137,26 +137,28 @@ def main() -> None:
     start = time.perf_counter()
     first = args.seeds[0]
     teacher_ckpt = f"{run_folder(args.output, 'teacher', first, first)}/model_final.pth"
+    sizes = {config: settings(config, args.opts) for _, config, _ in RUNS}  # (iterations, batch), read once
+    # the distilled student's teacher is the one trained here (the config's default is output/demo's)
+    extra = {config: [f"model.teacher_weights={teacher_ckpt}"] if folder == "student" else []
+             for _, config, folder in RUNS}
     plan = [(title, config, run_folder(args.output, folder, seed, first), seed)
             for seed in args.seeds for title, config, folder in RUNS if folder != "teacher" or seed == first]
     for i, (title, config, out, seed) in enumerate(plan):
-        iters, _ = settings(config)
+        iters, _ = sizes[config]
         label = f"{i + 1}/{len(plan) + 1} {title}" + (f", seed {seed}" if len(args.seeds) > 1 else "")
         if os.path.isfile(os.path.join(ROOT, out, "model_final.pth")):
             print(f"{label}: reusing {out}/model_final.pth")
             continue
-        teacher = [f"model.teacher_weights={teacher_ckpt}"] if config.endswith("student_kd.py") else []
         step(f"{label}, {iters} iterations",
-             ["train_net.py", "--config-file", config, *teacher, f"train.output_dir={out}", f"train.seed={seed}",
+             ["train_net.py", "--config-file", config, *extra[config], f"train.output_dir={out}", f"train.seed={seed}",
               *args.opts], iters)
 
     png = f"{args.output}/detections.png"
     shown = plan[:len(RUNS)]  # the teacher and the first seed's students
     last = f"{len(plan) + 1}/{len(plan) + 1}"
     for title, config, out, _ in shown:
-        teacher = [f"model.teacher_weights={teacher_ckpt}"] if config.endswith("student_kd.py") else []
         step(f"{last} export {title}", ["tools/export_student.py", "--config-file", config, "--checkpoint",
-                                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *teacher,
+                                        f"{out}/model_final.pth", "--output-dir", f"{out}/export", *extra[config],
                                         *args.opts])
     step(f"{last} draw the three's detections with DefaultPredictor",
          ["tools/visualize.py", *[a for r in shown for a in ("--config", f"{r[2]}/export/predictor.yaml")],
@@ -169,12 +171,12 @@ def main() -> None:
     for title, config, out, _ in shown:
         r = final_eval(os.path.join(ROOT, out))
         cells = " | ".join(f"{r.get('bbox/' + k, float('nan')):.1f}" for k in keys)
-        print(f"| {title} | {' | '.join(str(v) for v in settings(config))} | {cells} |")
+        print(f"| {title} | {' | '.join(str(v) for v in sizes[config])} | {cells} |")
     ap = {folder: [final_eval(os.path.join(ROOT, run_folder(args.output, folder, s, first))).get("bbox/AP",
                                                                                                    float("nan"))
                    for s in args.seeds] for _, _, folder in RUNS[1:]}
     gains = [kd - alone for kd, alone in zip(ap["student"], ap["student_alone"])]
-    iters, _ = settings(RUNS[2][1])
+    iters, _ = sizes[RUNS[2][1]]
     if len(args.seeds) == 1:
         print(f"\nwhat distillation buys the student at {iters} iterations: {gains[0]:+.1f} AP "
               f"(one seed; docs/RESULTS.md gives the spread over seeds)")
