@@ -8,4 +8,5 @@ from .models.dab_detr import dab_detr
 
 model = dab_detr(depth=101)
 train.output_dir = "./output/dab_detr_r101"
-train.init_checkpoint = "detectron2://ImageNetPretrained/torchvision/R-101.pkl"
+# ImageNet R101: tools/convert_torchvision.py --depth 101 (Detectron2 hosts only R-50 in this form)
+train.init_checkpoint = "checkpoints/R-101.pkl"

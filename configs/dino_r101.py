@@ -4,6 +4,5 @@ from .models.dino import dino
 
 model = dino(depth=101)
 train.output_dir = "./output/dino_r101_12ep"
-# ImageNet R101: torchvision's resnet101 converted with detectron2's
-# tools/convert-torchvision-to-d2.py (detectron2's model zoo hosts only R-50 in this form).
+# ImageNet R101: tools/convert_torchvision.py --depth 101 (Detectron2 hosts only R-50 in this form)
 train.init_checkpoint = "checkpoints/R-101.pkl"

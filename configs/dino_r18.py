@@ -4,6 +4,5 @@ from .models.dino import dino
 
 model = dino(depth=18)
 train.output_dir = "./output/dino_r18_12ep"
-# ImageNet R18: torchvision's resnet18 converted with detectron2's
-# tools/convert-torchvision-to-d2.py (detectron2's model zoo hosts only R-50 in this form).
+# ImageNet R18: tools/convert_torchvision.py --depth 18 (Detectron2 hosts only R-50 in this form)
 train.init_checkpoint = "checkpoints/R-18.pkl"

@@ -3,8 +3,8 @@
 Teacher: a DINO R50 4-scale checkpoint trained with configs/dino_r50.py (12 or 36 epochs);
     put it at checkpoints/dino_r50.pth or set model.teacher_weights=...; detrex's published
     checkpoints go through tools/convert_detrex.py first (see README).
-Student: ImageNet R18 backbone, torchvision's resnet18 converted with detectron2's
-    tools/convert-torchvision-to-d2.py to checkpoints/R-18.pkl (train.init_checkpoint of
+Student: ImageNet R18 backbone, torchvision's resnet18 converted by
+    tools/convert_torchvision.py --depth 18 to checkpoints/R-18.pkl (train.init_checkpoint of
     configs/dino_r18.py, loaded into the student only).
 """
 from .common.kd_detr import kd_detr

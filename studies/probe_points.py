@@ -126,7 +126,7 @@ def main() -> None:
     if not args.student and not args.class_terms:
         return
     with torch.no_grad():  # the student decodes the same points as in training (eval mode: no dropout)
-        groups = model.shared_point_groups(step)
+        groups = model.student_groups(step)
         state = model.student.encode(*model.student.preprocess_image(inputs))
         outs = dict(zip([g.name for g in groups], model.student.decode(state, groups)))
     if args.class_terms:

@@ -170,7 +170,7 @@ def test_ablation_point_sets_train(points):
 
 def test_last_layer_only():
     model = build_tiny_kd()
-    model.loss = KDDETRLoss(layers="last")
+    model.kd_detr.loss = KDDETRLoss(layers="last")
     kd = [k for k in model.train()(synthetic_batch(2)) if k.startswith("loss_kd")]
     assert sorted(kd) == ["loss_kd_cls", "loss_kd_giou", "loss_kd_l1"]
 

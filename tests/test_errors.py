@@ -53,7 +53,7 @@ def test_missing_inputs_of_a_coco_pair_are_listed_before_anything_is_built(tmp_p
     msg = str(e.value)
     assert "datasets/coco/annotations/instances_train2017.json" in msg and "DETECTRON2_DATASETS" in msg
     assert "'checkpoints/dino_r50.pth' (model.teacher_weights)" in msg and "tools/convert_detrex.py" in msg
-    assert "checkpoints/R-18.pkl" in msg and "convert-torchvision-to-d2.py" in msg
+    assert "checkpoints/R-18.pkl" in msg and "tools/convert_torchvision.py --depth 18" in msg
     with pytest.raises(FileNotFoundError) as e:
         check_inputs(cfg, eval_only=True)  # evaluating the student needs no teacher
     assert "teacher" not in str(e.value)

@@ -55,3 +55,58 @@ def test_no_two_configs_repeat_more_than_their_imports():
     for a, b in itertools.combinations(paths, 2):
         shared = lines[a] & lines[b]
         assert sum(shared.values()) <= 2, (os.path.relpath(a, ROOT), os.path.relpath(b, ROOT), sorted(shared))
+
+
+def _slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped except '-' and '_', each space a '-'."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path):
+    """The anchors of a Markdown file's headings (outside code blocks); a repeated heading gets -1, -2, ..."""
+    import re
+
+    anchors, fenced = set(), False
+    for line in open(path, encoding="utf-8"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        heading = None if fenced else re.match(r"#{1,6} +(.*?)[ #]*$", line.rstrip("\n"))
+        if heading:
+            slug = base = _slug(heading.group(1))
+            n = 0
+            while slug in anchors:
+                n += 1
+                slug = f"{base}-{n}"
+            anchors.add(slug)
+    return anchors
+
+
+def _relative_links(path):
+    """The targets of a Markdown file's links and images that point into the repository (no scheme), outside code
+    blocks and code spans."""
+    import re
+
+    text = re.sub(r"(?ms)^[ \t]*```.*?^[ \t]*```", "", open(path, encoding="utf-8").read())
+    text = re.sub(r"`[^`\n]*`", "", text)
+    targets = [m.group(1) for m in re.finditer(r"\[[^\]]*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)", text)]
+    return [t for t in targets if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", t)]
+
+
+def test_docs_links_resolve():
+    """Every relative link of README.md and docs/*.md names a file that exists and, with a #fragment into a
+    Markdown file, a heading of that file (GitHub's anchors)."""
+    pages = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    assert "docs/RESULTS.md" in pages and "docs/ARCHITECTURE.md" in pages, pages
+    broken = []
+    for page in pages:
+        for target in _relative_links(os.path.join(ROOT, page)):
+            name, _, fragment = target.partition("#")
+            dest = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), name or os.path.basename(page)))
+            if not os.path.exists(dest):
+                broken.append(f"{page}: {target} (no such file)")
+            elif fragment and dest.endswith(".md") and fragment not in _anchors(dest):
+                broken.append(f"{page}: {target} (no heading #{fragment} in {os.path.relpath(dest, ROOT)})")
+    assert not broken, "links that do not resolve:\n" + "\n".join(broken)

@@ -9,7 +9,8 @@ configs/synthetic/demo/ as they ship (no override but the output folders and the
    equal iterations, schedule and data order (``--seeds``); every model starts from its synthetic pretrained
    backbone (kddetr.data.backbones, trained on first use) and is evaluated on synthetic_val by COCOEvaluator
    at the end of its training. The teacher gets most of the time: what distillation buys grows with how far
-   the teacher is above the student (docs/RESULTS.md, "`make demo`", says what else was tried);
+   the teacher is above the student (docs/RESULTS.md, "`make demo`", and docs/RESULTS_ARCHIVE.md, "The R50 demo",
+   say what else was tried);
 4. export the three (tools/export_student.py) and draw their detections on the same validation images
    through detectron2's DefaultPredictor, one row per model (tools/visualize.py);
 5. print the AP table (and, with several ``--seeds``, each student's mean and spread over them and the

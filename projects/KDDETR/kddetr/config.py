@@ -374,9 +374,9 @@ def _missing_init_checkpoint(path: str) -> Optional[str]:
     backbone = _IMAGENET_BACKBONE.search(path)
     if backbone:
         return (f"train.init_checkpoint '{path}' (the ImageNet ResNet-{backbone.group(1)} backbone) does not exist: "
-                f"convert torchvision's resnet{backbone.group(1)} ImageNet weights with detectron2's "
-                f"tools/convert-torchvision-to-d2.py into {path}, or set train.init_checkpoint='' to start from "
-                "random weights.")
+                f"convert torchvision's ImageNet resnet{backbone.group(1)} into it with "
+                f"'tools/convert_torchvision.py --depth {backbone.group(1)} --output {path}', or set "
+                "train.init_checkpoint='' to start from random weights.")
     return (f"train.init_checkpoint '{path}' does not exist: point it at a checkpoint file, or set "
             "train.init_checkpoint='' to start from random weights.")
 
@@ -388,13 +388,13 @@ def check_init_checkpoint(path: str) -> None:
         raise FileNotFoundError(problem)
 
 
-def _missing_datasets(cfg: DictConfig) -> List[str]:
-    """Registered datasets of the loaders whose annotation json is not on disk (datasets generated
+def _missing_datasets(cfg: DictConfig, splits: Tuple[str, ...] = ("train", "test")) -> List[str]:
+    """Registered datasets of the ``splits``' loaders whose annotation json is not on disk (datasets generated
     on first use, such as the synthetic ones, are skipped)."""
     from detectron2.data import MetadataCatalog
 
     coco, problems, coco_root = [], [], "."
-    for split in ("train", "test"):
+    for split in splits:
         loader = cfg.dataloader.get(split)
         names = OmegaConf.select(loader, "dataset.names") if loader is not None else None
         for name in [names] if isinstance(names, str) else list(names or []):
@@ -419,7 +419,7 @@ def check_inputs(cfg: DictConfig, eval_only: bool = False) -> None:
     """Every file the run will read exists: the datasets' annotations, the teacher checkpoint of a
     distillation config (training only) and ``train.init_checkpoint``. Raises one
     FileNotFoundError that lists each missing file and how to get it, before anything is built."""
-    problems = _missing_datasets(cfg)
+    problems = _missing_datasets(cfg, ("test",) if eval_only else ("train", "test"))  # evaluation reads no train
     teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
     if not eval_only and directory_given(teacher, "model.teacher_weights"):
         problems.append(directory_given(teacher, "model.teacher_weights"))
@@ -431,6 +431,8 @@ def check_inputs(cfg: DictConfig, eval_only: bool = False) -> None:
             "with its single-model config in configs/ and copy its model_final.pth there, or convert a detrex "
             "checkpoint with tools/convert_detrex.py; or set model.teacher_weights=<path>.")
     init = _missing_init_checkpoint(cfg.train.init_checkpoint)
+    if init and eval_only:  # starting from random weights is no advice for an evaluation
+        init = f"the checkpoint to evaluate, train.init_checkpoint '{cfg.train.init_checkpoint}', does not exist."
     if init:
         problems.append(init)
     if problems:

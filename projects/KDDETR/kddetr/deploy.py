@@ -35,6 +35,7 @@ import torch
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
+from .modeling.groups import DETECTION
 from .modeling.seam import QueryGroup
 
 #: the formats ``export_detector`` writes, with their file suffix
@@ -57,7 +58,7 @@ class DeployableDetector(nn.Module):
         B, _, H, W = x.shape
         padding = torch.zeros(B, H, W, dtype=torch.bool, device=x.device)
         state = d.encode(ImageList(x, [(H, W)] * B), padding)
-        out = d.decode(state, [QueryGroup("det", d.default_queries(state))])[0]
+        out = d.decode(state, [QueryGroup(DETECTION, d.default_queries(state))])[0]
         scores, labels, boxes = d.detections(out)
         scale = torch.tensor([W, H, W, H], dtype=boxes.dtype, device=boxes.device)
         boxes = torch.minimum(torch.clamp(boxes[0] * scale, min=0.0), scale)  # clip to the image, as Boxes.clip

@@ -1,5 +1,5 @@
-"""Everything about teacher -> student: the META_ARCH, KD-DETR's distillation points and loss,
-DETRDistill's losses."""
+"""Everything about teacher -> student: the META_ARCH, the distiller interface, KD-DETR's distillation
+points and loss, DETRDistill's losses."""
 from .detrdistill import (
                           AssignmentDistillation,
                           DETRDistill,
@@ -9,8 +9,9 @@ from .detrdistill import (
                           QueryContrast,
                           stage_map,
 )
-from .kd_detr import BaselineKDLoss, KDDETRLoss
-from .meta_arch import KDDETR, TeacherStep, check_pair, load_teacher
+from .interface import Distiller, DistillStep, TeacherStep
+from .kd_detr import BaselineKDLoss, KDDETRDistiller, KDDETRLoss
+from .meta_arch import KDDETR, check_pair, load_teacher
 from .points import (
                           DistillPoints,
                           GeneralPoints,
@@ -29,10 +30,13 @@ __all__ = [
     "PredictionMatcher",
     "QueryContrast",
     "stage_map",
+    "Distiller",
+    "DistillStep",
+    "TeacherStep",
     "BaselineKDLoss",
+    "KDDETRDistiller",
     "KDDETRLoss",
     "KDDETR",
-    "TeacherStep",
     "check_pair",
     "load_teacher",
     "DistillPoints",

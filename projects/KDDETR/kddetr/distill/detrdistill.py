@@ -28,10 +28,12 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou
 
 from ..modeling.criterion import layer_suffix
+from ..modeling.groups import DETECTION, TEACHER_ASSIGNMENT
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou, generalized_box_iou_loss
 from ..modeling.layers.precision import full_precision
 from ..modeling.matcher import assignment_to, hungarian
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, Targets
+from .interface import DistillStep, TeacherStep
 
 Match = Tuple[Tensor, Tensor]  # (student query index, teacher query index), int64 on the CPU
 Pairs = Tuple[Tensor, Tensor, Tensor]  # one layer's matches, flat: (image, student query, teacher query) on the device
@@ -348,7 +350,7 @@ class AssignmentDistillation(nn.Module):
         num: feed the teacher's first ``num`` queries (None: all).
     """
 
-    group = "tqa"
+    group = TEACHER_ASSIGNMENT
 
     def __init__(self, num: Optional[int] = None):
         super().__init__()
@@ -378,7 +380,9 @@ class AssignmentDistillation(nn.Module):
 
 
 class DETRDistill(nn.Module):
-    """The DETRDistill losses; every component is optional.
+    """The DETRDistill losses; every component is optional. A :class:`~kddetr.distill.interface.Distiller`:
+    the teacher decodes its own detection queries, the student (with teacher-assisted assignment) decodes
+    them too, as the group :data:`~kddetr.modeling.groups.TEACHER_ASSIGNMENT`.
 
     Args:
         matcher: :class:`PredictionMatcher` (student <-> teacher predictions, per layer).
@@ -407,6 +411,8 @@ class DETRDistill(nn.Module):
         self.instance, self.feature = instance, feature
         self.query_contrast, self.assignment = query_contrast, assignment
 
+    name = "detrdistill"
+
     @property
     def shares_queries(self) -> bool:
         """The student decodes the teacher's queries (teacher-assisted assignment)."""
@@ -418,9 +424,23 @@ class DETRDistill(nn.Module):
             if part is not None:
                 part.bind(student.embed_dim, teacher.embed_dim)
 
-    def student_groups(self, teacher_default: Queries) -> List[QueryGroup]:
-        """Extra query groups of the student's fused pass."""
-        return [self.assignment.student_group(teacher_default)] if self.assignment is not None else []
+    def check_num_classes(self, num_classes: int) -> None:
+        """Every term works for any number of classes (its targets are the teacher's sigmoid scores)."""
+
+    def sample(self, generator: torch.Generator) -> Dict[str, Tensor]:
+        return {}  # nothing random: every term pairs predictions the models made
+
+    def teacher_groups(self, teacher_default: Queries, sampled: Dict[str, Tensor]) -> Dict[str, Queries]:
+        """The teacher's own detection queries: every term reads their predictions."""
+        return {DETECTION: teacher_default}
+
+    def student_groups(self, teacher: TeacherStep) -> List[QueryGroup]:
+        """Extra query groups of the student's fused pass: the teacher's queries, for the assignment."""
+        return [self.assignment.student_group(teacher.default)] if self.assignment is not None else []
+
+    def losses(self, step: DistillStep) -> Dict[str, Tensor]:
+        return self(step.student_state, step.student_outputs, step.teacher.state, step.teacher.outputs[DETECTION],
+                    step.targets, step.student_criterion, step.teacher_matcher)
 
     def forward(self, s_state: EncoderState, s_outputs: Dict[str, DecoderOutput], t_state: EncoderState,
                 t_det: DecoderOutput, targets: Targets, criterion: nn.Module, teacher_matcher: nn.Module
@@ -433,7 +453,7 @@ class DETRDistill(nn.Module):
             targets: per image ``{"labels", "boxes"}``.
             criterion: the student's criterion; teacher_matcher: the teacher's GT matcher.
         """
-        s_det = s_outputs["det"]
+        s_det = s_outputs[DETECTION]
         L_s, B = s_det.logits.shape[:2]
         stages = stage_map(L_s, t_det.logits.shape[0])
         losses: Dict[str, Tensor] = {}

@@ -1,5 +1,6 @@
-"""KD-DETR's losses on paired predictions: :class:`KDDETRLoss` (paper Eq. 3-5, the method) and
-:class:`BaselineKDLoss` (the paper's Table 1 baselines), both as the authors' code computes them."""
+"""KD-DETR as a distiller (:class:`KDDETRDistiller`: its point sets and their loss) and its losses on paired
+predictions: :class:`KDDETRLoss` (paper Eq. 3-5, the method) and :class:`BaselineKDLoss` (the paper's Table 1
+baselines), both as the authors' code computes them."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -10,9 +11,12 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..modeling.criterion import layer_suffix
+from ..modeling.groups import DETECTION
 from ..modeling.layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
+from ..modeling.seam import Queries, QueryGroup
 from .detrdistill import soft_bce, stage_map
-from .points import PointPairs
+from .interface import DistillStep, TeacherStep
+from .points import DistillPoints, PointPairs
 
 #: ``KDDETRLoss.normalization`` values: the class term divided by the images of the process (default: the same
 #: loss whatever the batch layout), or the authors' sum over every point of every image of the process.
@@ -247,3 +251,53 @@ class BaselineKDLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, weights={self.weights}, beta={self.beta:.4g}, layers={self.layers}"
+
+
+class KDDETRDistiller(nn.Module):
+    """KD-DETR as a :class:`~kddetr.distill.interface.Distiller`: the teacher decodes every point set
+    (:mod:`kddetr.distill.points`: general points, its own queries, or a Table 1 baseline's), the student
+    decodes the shared ones at the teacher's positions in its fused pass (a baseline's pair the student's
+    own detection queries instead), and ``loss`` compares the pairs.
+
+    ``KDDETR`` builds it from ``model.points`` and ``model.loss``; its keys in the log are ``loss_kd_*``.
+    """
+
+    name = "kd_detr"
+
+    def __init__(self, points: Sequence[DistillPoints], loss: nn.Module):
+        super().__init__()
+        names = [p.name for p in points]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"KDDETR: distillation point sets need distinct names, got {names}")
+        self.points, self.loss = nn.ModuleList(points), loss
+
+    @property
+    def shares_queries(self) -> bool:
+        return any(p.shared for p in self.points)
+
+    def check_num_classes(self, num_classes: int) -> None:
+        self.loss.check_num_classes(num_classes)  # a class term that is zero by construction
+
+    def bind(self, teacher: nn.Module, student: nn.Module) -> None:
+        for p in self.points:
+            p.bind(student.query_space)
+
+    def sample(self, generator: torch.Generator) -> Dict[str, Tensor]:
+        """The random points of this step by point-set name (CPU tensors)."""
+        sampled = {p.name: p.sample(generator) for p in self.points}
+        return {k: v for k, v in sampled.items() if v is not None}
+
+    def teacher_groups(self, teacher_default: Queries, sampled: Dict[str, Tensor]) -> Dict[str, Queries]:
+        return {p.group: p.teacher_queries(teacher_default, sampled.get(p.name)) for p in self.points}
+
+    def student_groups(self, teacher: TeacherStep) -> List[QueryGroup]:
+        """The shared points: the teacher's query positions (boxes or embeddings, with its references)
+        without content; the student gives them the content it gives any query that is not its own
+        (``Queries.content``)."""
+        return [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
+
+    def losses(self, step: DistillStep) -> Dict[str, Tensor]:
+        out, matcher = step.student_outputs, step.student_criterion.matcher
+        pairs = [p.pair(out[p.group] if p.shared else out[DETECTION], step.teacher.outputs[p.group], step.targets,
+                        matcher) for p in self.points]
+        return self.loss(pairs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -17,43 +16,29 @@ from ..engine.teacher_check import TeacherCheck
 from ..errors import ConfigError, MissingInputError
 from ..modeling.seam import DecoderOutput, EncoderState, Queries, QueryGroup, missing_seam_members
 from .detrdistill import DETRDistill
-from .kd_detr import BaselineKDLoss, KDDETRLoss
+from .interface import Distiller, DistillStep, TeacherStep, missing_distiller_members
+from .kd_detr import BaselineKDLoss, KDDETRDistiller, KDDETRLoss
 from .points import DistillPoints
 
 logger = logging.getLogger(__name__)
 
 TEACHER_PREFIX = "teacher."
-TEACHER_DET = "det"  # the teacher's own detection queries, decoded when DETRDistill needs them
 #: ``model.teacher_precision``: the autocast type the frozen teacher runs in (None: no autocast)
 TEACHER_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass
-class TeacherStep:
-    """The teacher's side of a training step (all without gradients).
-
-    state: its encoder state; default: its own detection queries;
-    queries, outputs: the queries it decoded and their outputs, by group name (the KD-DETR
-    point groups ``kd_<name>``, and ``"det"`` when DETRDistill is on).
-    """
-
-    state: EncoderState
-    default: Queries
-    queries: Dict[str, Queries]
-    outputs: Dict[str, DecoderOutput]
-
-
 @META_ARCH_REGISTRY.register()
 class KDDETR(nn.Module):
-    """Knowledge distillation of a DETR into a smaller DETR: KD-DETR on shared distillation
-    points, DETRDistill, or both.
+    """Knowledge distillation of a DETR into a smaller DETR by one or more distillers: KD-DETR on shared
+    distillation points, DETRDistill, both, or any :class:`~kddetr.distill.interface.Distiller`.
 
     Training forward: the teacher (eval mode, no_grad) encodes the images, chooses its own
-    queries and decodes the distillation points (and, for DETRDistill, its own queries); the
-    student decodes its detection, denoising and distillation queries (and DETRDistill's
-    teacher-query group) in one masked pass. Returns the student's detection losses and the
-    ``loss_kd_*`` (KD-DETR) and ``loss_pid_* / loss_fd* / loss_qcl* / *_tqa`` (DETRDistill)
-    terms. Eval forward: the student's predictions only.
+    queries and decodes every group its distillers ask for, in one pass; the student decodes its
+    detection and denoising queries and every distiller's groups in one masked pass; each distiller
+    then adds its losses. Returns the student's detection losses and the distillers' terms
+    (``loss_kd_*``: KD-DETR; ``loss_pid_* / loss_fd* / loss_qcl* / *_tqa``: DETRDistill). Eval forward:
+    the student's predictions only. No distiller is special-cased here: each takes part through
+    the interface only (:mod:`kddetr.distill.interface`).
 
     The teacher is frozen and left out of ``state_dict()``: checkpoints hold the student (and
     whatever the distiller trains), the teacher always comes from ``teacher_weights``.
@@ -63,8 +48,10 @@ class KDDETR(nn.Module):
             ``decode``, ``forward_train``), with the same classes.
         points: KD-DETR's distillation point sets (e.g. ``[GeneralPoints(900), TeacherQueries()]``);
             empty for DETRDistill alone.
-        loss: :class:`KDDETRLoss` (needed with points), or :class:`BaselineKDLoss` for the Table 1 baselines.
+        loss: :class:`KDDETRLoss` (needed with points), or :class:`BaselineKDLoss` for the Table 1 baselines;
+            with ``points`` it makes the KD-DETR distiller (:class:`~kddetr.distill.kd_detr.KDDETRDistiller`).
         detrdistill: :class:`~kddetr.distill.detrdistill.DETRDistill` or None.
+        distillers: further :class:`~kddetr.distill.interface.Distiller` modules, after those two.
         teacher_weights: checkpoint of the teacher (Detectron2/detrex ``{"model": state_dict}``
             or a bare state dict); every teacher parameter must be in it.
         allow_untrained_teacher: distil from a randomly initialised teacher when
@@ -83,33 +70,35 @@ class KDDETR(nn.Module):
     @configurable
     def __init__(self, *, teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints] = (),
                  loss: Optional[Union[KDDETRLoss, BaselineKDLoss]] = None, detrdistill: Optional[DETRDistill] = None,
-                 teacher_weights: str = "", allow_untrained_teacher: bool = False, teacher_precision: str = "fp32",
-                 teacher_check: Optional[Union[Dict, TeacherCheck]] = None):
+                 distillers: Sequence[Distiller] = (), teacher_weights: str = "", allow_untrained_teacher: bool = False,
+                 teacher_precision: str = "fp32", teacher_check: Optional[Union[Dict, TeacherCheck]] = None):
         super().__init__()
         self.teacher_check = teacher_check_settings(teacher_check)
         if teacher_precision not in TEACHER_PRECISIONS:
             raise ConfigError(f"KDDETR: model.teacher_precision must be one of {sorted(TEACHER_PRECISIONS)}, got "
                              f"'{teacher_precision}'")
         self.teacher_precision = teacher_precision
-        self.teacher, self.student, self.loss, self.detrdistill = teacher, student, loss, detrdistill
-        self.points = nn.ModuleList(points)
-        self.teacher_weights = teacher_weights
-        shares = any(p.shared for p in self.points) or (detrdistill is not None and detrdistill.shares_queries)
-        check_pair(teacher, student, self.points, shares_queries=shares)
-        if len(self.points) and loss is None:
+        self.teacher, self.student = teacher, student
+        if len(points) and loss is None:
             raise ConfigError("KDDETR: model.points are set but model.loss is None; KD-DETR's points need "
                              "model.loss=L(KDDETRLoss)(...) (configs/common/kd_detr.py: kd_loss(), or baseline_loss() "
                              "for the Table 1 baselines).")
-        if not len(self.points) and detrdistill is None:
+        # the distillers, as config keys name them; their registration keeps the checkpoints' keys
+        self.kd_detr = KDDETRDistiller(points, loss) if len(points) else None
+        self.detrdistill = detrdistill
+        self.distillers = nn.ModuleList(distillers)
+        self.teacher_weights = teacher_weights
+        methods = self.methods()
+        check_distillers(methods)
+        check_pair(teacher, student, shares_queries=any(d.shares_queries for d in methods))
+        if not methods:
             raise ConfigError("KDDETR: nothing to distil: model.points is empty and model.detrdistill is None. "
                              "Set KD-DETR points (kd_points() in configs/common/kd_detr.py) and/or DETRDistill "
-                             "(detrdistill() in configs/common/detrdistill.py).")
-        if loss is not None:
-            loss.check_num_classes(student.num_classes)  # a class term that is zero by construction
-        for p in self.points:
-            p.bind(student.query_space)
-        if detrdistill is not None:
-            detrdistill.bind(teacher, student)
+                             "(detrdistill() in configs/common/detrdistill.py), or model.distillers.")
+        for d in methods:
+            d.check_num_classes(student.num_classes)
+        for d in methods:
+            d.bind(teacher, student)
         if teacher_weights:
             load_teacher(teacher, teacher_weights)
         elif not allow_untrained_teacher:
@@ -145,10 +134,15 @@ class KDDETR(nn.Module):
         self.teacher.eval()  # dropout/BN statistics of the teacher never change
         return self
 
+    def methods(self) -> List[Distiller]:
+        """The distillers, in the order they decode and add their losses: KD-DETR, DETRDistill, then
+        ``distillers``."""
+        return [d for d in (self.kd_detr, self.detrdistill) if d is not None] + list(self.distillers)
+
     def sample_points(self, generator: torch.Generator) -> Dict[str, Tensor]:
-        """This step's random points by point-set name (CPU tensors), drawn with ``generator``."""
-        sampled = {p.name: p.sample(generator) for p in self.points}
-        return {k: v for k, v in sampled.items() if v is not None}
+        """This step's random draws of every distiller (KD-DETR's points by point-set name; CPU tensors),
+        drawn with ``generator``."""
+        return merged((d.sample(generator) for d in self.methods()), "random draw")
 
     def forward(self, batched_inputs: List[Dict], distill_points: Optional[Dict[str, Tensor]] = None):
         """Training: dict of losses. Eval: the student's ``[{"instances": Instances}]``.
@@ -162,21 +156,14 @@ class KDDETR(nn.Module):
             distill_points = self.sample_points(torch.default_generator)
         teacher = self.teacher_predictions(batched_inputs, distill_points)
         losses, s_out, targets, s_state = self.student_step(batched_inputs, teacher)
-        if len(self.points):
-            matcher = self.student.criterion.matcher
-            pairs = [p.pair(s_out[p.group] if p.shared else s_out["det"], teacher.outputs[p.group], targets, matcher)
-                     for p in self.points]
-            losses.update(self.loss(pairs))
-        if self.detrdistill is not None:
-            losses.update(self.detrdistill(s_state, s_out, teacher.state, teacher.outputs[TEACHER_DET], targets,
-                                           self.student.criterion, self.teacher.criterion.matcher))
-        return losses
+        step = DistillStep(teacher, s_state, s_out, targets, self.student.criterion, self.teacher.criterion.matcher)
+        return merged([losses] + [d.losses(step) for d in self.methods()], "loss")
 
     def student_step(self, batched_inputs: List[Dict], teacher: TeacherStep
                      ) -> Tuple[Dict[str, Tensor], Dict[str, DecoderOutput], List[Dict[str, Tensor]], EncoderState]:
         """The student's side of a training step, without the distillation losses: it encodes the
-        images and decodes its detection (and denoising) queries, the shared distillation points
-        and DETRDistill's teacher-query group in one masked decoder pass.
+        images and decodes its detection (and denoising) queries and every distiller's groups (KD-DETR's
+        shared points, DETRDistill's teacher queries) in one masked decoder pass.
 
         Args:
             batched_inputs: the step's Detectron2 inputs, with ``instances``.
@@ -185,8 +172,8 @@ class KDDETR(nn.Module):
 
         Returns:
             ``(losses, outputs, targets, state)``: the student's detection (and denoising) losses;
-            its :class:`DecoderOutput` by group name (``"det"``, ``kd_<name>``, DETRDistill's
-            group, ...), ``logits [L, B, N, K]``, ``boxes [L, B, N, 4]``; the targets, per image
+            its :class:`DecoderOutput` by group name (:mod:`kddetr.modeling.groups`), ``logits [L, B, N, K]``,
+            ``boxes [L, B, N, 4]``; the targets, per image
             ``{"labels": [T], "boxes": [T, 4]}`` cxcywh in [0, 1]; its :class:`EncoderState`
             (``memory [B, S, D]``).
         """
@@ -194,23 +181,18 @@ class KDDETR(nn.Module):
         targets = self.student.prepare_targets(batched_inputs)
         s_state = self.student.encode(images, mask)
         s_default = self.student.default_queries(s_state)
-        extra = self.shared_point_groups(teacher)
-        if self.detrdistill is not None:
-            extra += self.detrdistill.student_groups(teacher.default)
+        extra = self.student_groups(teacher)
         losses, s_out = self.student.forward_train(s_state, s_default, targets, extra_groups=extra)
         return losses, s_out, targets, s_state
 
-    def shared_point_groups(self, teacher: TeacherStep) -> List[QueryGroup]:
-        """The student's groups of the shared distillation points: the teacher's query positions
-        (boxes or embeddings, with its references) without content; the student gives them the
-        content it gives any query that is not its own (see ``Queries.content``)."""
-        return [QueryGroup(p.group, teacher.queries[p.group].position_only()) for p in self.points if p.shared]
+    def student_groups(self, teacher: TeacherStep) -> List[QueryGroup]:
+        """Every distiller's groups of the student's fused pass, in the distillers' order."""
+        return [g for d in self.methods() for g in d.student_groups(teacher)]
 
     @torch.no_grad()
     def teacher_predictions(self, batched_inputs: List[Dict], distill_points: Dict[str, Tensor]) -> TeacherStep:
         """The teacher's side of a step: its encoder, its own queries, and one decoder pass over
-        every point set (and its own queries when DETRDistill needs their predictions); in
-        ``teacher_precision``, with float32 results."""
+        every group its distillers ask for; in ``teacher_precision``, with float32 results."""
         dtype = TEACHER_PRECISIONS[self.teacher_precision]
         if dtype is None:
             return self._teacher_predictions(batched_inputs, distill_points)
@@ -225,18 +207,45 @@ class KDDETR(nn.Module):
         # Every query the student will share carries the teacher's reference (the place the teacher
         # decodes it at), so the student decodes it at the same place whatever its query space.
         t_default.reference = self.teacher.embed_queries(t_default)[2]
-        t_queries = {p.group: p.teacher_queries(t_default, distill_points.get(p.name)) for p in self.points}
+        t_queries: Dict[str, Queries] = {}
+        for d in self.methods():
+            for name, q in d.teacher_groups(t_default, distill_points).items():
+                if t_queries.get(name, q) is not q:
+                    raise ConfigError(f"KDDETR: two distillers ask the teacher to decode different groups named "
+                                      f"'{name}'; name a distiller's groups after it (kddetr.modeling.groups).")
+                t_queries[name] = q
         for q in t_queries.values():
             if q.reference is None:
                 q.reference = self.teacher.embed_queries(q)[2]
-        if self.detrdistill is not None:
-            t_queries[TEACHER_DET] = t_default
         t_out = self.teacher.decode(t_state, [QueryGroup(g, q) for g, q in t_queries.items()])
         return TeacherStep(t_state, t_default, t_queries, dict(zip(t_queries, t_out)))
 
 
-def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillPoints],
-               shares_queries: bool = True) -> None:
+def merged(parts, what: str) -> Dict[str, Tensor]:
+    """One dict of the distillers' ``parts`` (losses, random draws); a key two of them give is refused."""
+    out: Dict[str, Tensor] = {}
+    for part in parts:
+        clash = out.keys() & part.keys()
+        if clash:
+            raise ConfigError(f"KDDETR: two distillers give the {what} {sorted(clash)[0]!r}; each needs keys of its "
+                              "own.")
+        out.update(part)
+    return out
+
+
+def check_distillers(methods: Sequence[nn.Module]) -> None:
+    """Every distiller implements the interface and has a name of its own."""
+    for d in methods:
+        missing = missing_distiller_members(d)
+        if missing:
+            raise TypeError(f"KDDETR: {type(d).__name__} is not a distiller (missing {missing}); see Distiller in "
+                            "projects/KDDETR/kddetr/distill/interface.py.")
+    names = [d.name for d in methods]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"KDDETR: distillers need distinct names, got {names}")
+
+
+def check_pair(teacher: nn.Module, student: nn.Module, shares_queries: bool = True) -> None:
     """Both models must implement the seam (:class:`~kddetr.modeling.seam.DistillableDETR`), predict
     the same classes and, when the student decodes the teacher's queries (``shares_queries``),
     decode queries of the same :class:`~kddetr.modeling.seam.QuerySpace`."""
@@ -262,9 +271,6 @@ def check_pair(teacher: nn.Module, student: nn.Module, points: Sequence[DistillP
             "model.student.two_stage=True and model.student.with_box_refine=True for a Deformable DETR student "
             "of a box-query teacher)."
         )
-    names = [p.name for p in points]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"KDDETR: distillation point sets need distinct names, got {names}")
 
 
 def teacher_check_settings(check: Optional[Union[Dict, TeacherCheck]]) -> TeacherCheck:

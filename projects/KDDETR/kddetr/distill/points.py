@@ -24,6 +24,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..modeling.groups import point_group
 from ..modeling.layers import inverse_sigmoid
 from ..modeling.seam import BOX_LOGITS, DecoderOutput, Queries, QuerySpace, Targets
 
@@ -72,7 +73,7 @@ class DistillPoints(nn.Module):
 
     @property
     def group(self) -> str:
-        return f"kd_{self.name}"
+        return point_group(self.name)
 
     def bind(self, query_space: QuerySpace) -> None:
         """Called by the distiller with the :class:`QuerySpace` both models decode, before any point

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from .groups import DENOISING, DETECTION
 from .layers.box_ops import cxcywh_to_xyxy, inverse_sigmoid, xyxy_to_cxcywh
 from .seam import Assignment, Queries, QueryGroup, Targets
 
@@ -98,5 +99,5 @@ class ContrastiveDenoising(nn.Module):
         group_size = 2 * max_gt
         group_id = torch.arange(G * group_size, device=device) // group_size
         self_mask = group_id[:, None] != group_id[None, :]
-        group = QueryGroup(name="dn", queries=queries, self_mask=self_mask, sees=("det",))
+        group = QueryGroup(name=DENOISING, queries=queries, self_mask=self_mask, sees=(DETECTION,))
         return group, DenoisingMeta(num_groups=G, group_size=group_size, max_gt=max_gt)

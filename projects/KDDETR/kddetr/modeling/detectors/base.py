@@ -12,6 +12,7 @@ from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
+from ..groups import DENOISING, DETECTION
 from ..layers import MLP, MSDeformAttn
 from ..layers.box_ops import cxcywh_to_xyxy, normalized_cxcywh
 from ..seam import (
@@ -122,7 +123,7 @@ class DETRBase(nn.Module):
         state = self.encode(images, padding_mask)
         queries = self.default_queries(state)
         if not self.training:
-            out = self.decode(state, [QueryGroup("det", queries)])[0]
+            out = self.decode(state, [QueryGroup(DETECTION, queries)])[0]
             return self.inference(out, batched_inputs, state.image_sizes)
         targets = self.prepare_targets(batched_inputs)
         losses, _ = self.forward_train(state, queries, targets)
@@ -132,7 +133,7 @@ class DETRBase(nn.Module):
                       ) -> Tuple[Dict[str, Tensor], Dict[str, DecoderOutput]]:
         """Decode detection, denoising (if the detector has it) and ``extra_groups`` in one pass;
         return the detection losses and every group's output by name."""
-        groups = [QueryGroup("det", queries)]
+        groups = [QueryGroup(DETECTION, queries)]
         dn = self.denoising(targets) if self.denoising is not None else None
         if dn is not None:
             groups.append(dn[0])
@@ -142,8 +143,8 @@ class DETRBase(nn.Module):
         if self.denoising is not None and dn is None:
             # no boxes to noise: keep the _dn keys and the denoising embedding in the graph (DDP)
             placeholder = self.denoising.label_embed.weight.sum() * 0.0
-        losses = self.criterion(outputs["det"], targets, enc=queries.aux,
-                                dn=(outputs["dn"], dn[1]) if dn is not None else None, dn_placeholder=placeholder)
+        losses = self.criterion(outputs[DETECTION], targets, enc=queries.aux,
+                                dn=(outputs[DENOISING], dn[1]) if dn is not None else None, dn_placeholder=placeholder)
         return losses, outputs
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Tensor]:
