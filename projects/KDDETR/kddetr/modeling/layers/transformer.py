@@ -11,15 +11,17 @@ from .ms_deform_attn import MSDeformAttn
 
 
 class FFN(nn.Module):
-    """Post-norm feed-forward block: ``norm(x + W2 act(W1 x))``; ``activation`` is ``"relu"`` or
-    ``"prelu"`` (DAB-DETR)."""
+    """Post-norm feed-forward block: ``norm(x + W2 act(W1 x))``; ``activation`` is ``"relu"``,
+    ``"prelu"`` (DAB-DETR) or ``"gelu"`` (RT-DETR's AIFI)."""
+
+    ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "prelu": nn.PReLU, "gelu": nn.GELU}
 
     def __init__(self, embed_dim: int, ffn_dim: int, dropout: float, activation: str = "relu"):
         super().__init__()
-        if activation not in ("relu", "prelu"):
-            raise ValueError(f"FFN activation must be 'relu' or 'prelu', got '{activation}'")
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"FFN activation must be one of {sorted(self.ACTIVATIONS)}, got '{activation}'")
         self.net = nn.Sequential(
-            nn.Linear(embed_dim, ffn_dim), nn.ReLU(inplace=True) if activation == "relu" else nn.PReLU(),
+            nn.Linear(embed_dim, ffn_dim), self.ACTIVATIONS[activation](),
             nn.Dropout(dropout),
             nn.Linear(ffn_dim, embed_dim), nn.Dropout(dropout),
         )

@@ -1,0 +1,125 @@
+"""RT-DETR's parts: the ResNet-vd backbone and the hybrid encoder (AIFI + CCFM, RepVGG re-parameterisation)."""
+import pytest
+import torch
+from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
+
+from kddetr.modeling.hybrid_encoder import CSPRepLayer, HybridEncoder, RepVggBlock, fuse_repvgg, sincos_2d
+from kddetr.modeling.resnet_vd import BasicBlockVd, BottleneckVd, ResNetVd
+
+
+@pytest.mark.parametrize("depth,channels", [(18, (128, 256, 512)), (34, (128, 256, 512)),
+                                            (50, (512, 1024, 2048)), (101, (512, 1024, 2048))])
+def test_resnet_vd_levels(depth, channels):
+    """Strides 8 / 16 / 32 and the channels RT-DETR's encoder expects, on an input that is not a multiple of 32."""
+    net = ResNetVd(depth, norm="BN").eval()
+    shapes = net.output_shape()
+    assert [shapes[f].channels for f in ("res3", "res4", "res5")] == list(channels)
+    assert [shapes[f].stride for f in ("res3", "res4", "res5")] == [8, 16, 32]
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 96, 160))
+    assert [tuple(out[f].shape[1:]) for f in ("res3", "res4", "res5")] == [
+        (channels[0], 12, 20), (channels[1], 6, 10), (channels[2], 3, 5)]
+    assert len(net.res4) == {18: 2, 34: 6, 50: 6, 101: 23}[depth]
+
+
+def test_resnet_vd_is_the_d_variant():
+    """Deep stem (32, 32, 64), the stride of a bottleneck in its 3x3, the average-pool shortcut when a block
+    downsamples, and a projection on the first block of every stage, res2's included."""
+    r50 = ResNetVd(50)
+    assert [c.weight.shape[0] for c in (r50.stem.conv1, r50.stem.conv2, r50.stem.conv3)] == [32, 32, 64]
+    assert r50.stem.conv1.stride == (2, 2) and r50.stem.conv2.stride == (1, 1)
+    first = r50.res3[0]
+    assert isinstance(first, BottleneckVd)
+    assert first.conv1.stride == (1, 1) and first.conv2.stride == (2, 2)
+    assert isinstance(first.shortcut.pool, torch.nn.AvgPool2d) and first.shortcut.conv.stride == (1, 1)
+    assert r50.res2[0].shortcut is not None and not isinstance(r50.res2[0].shortcut.pool, torch.nn.AvgPool2d)
+    assert all(b.shortcut is None for b in r50.res3[1:])
+    r18 = ResNetVd(18)
+    assert isinstance(r18.res2[0], BasicBlockVd) and r18.res2[0].shortcut is not None
+
+
+def test_resnet_vd_freezes_as_detectron2():
+    net = ResNetVd(18, norm="BN", freeze_at=2)
+    assert not any(p.requires_grad for p in net.stem.parameters())
+    assert not any(p.requires_grad for p in net.res2.parameters())
+    assert all(p.requires_grad for p in net.res3.parameters())
+    assert isinstance(net.res2[0].conv1.norm, FrozenBatchNorm2d) and isinstance(net.res3[0].conv1.norm,
+                                                                                  torch.nn.BatchNorm2d)
+
+
+def randomise_norms(module: torch.nn.Module) -> torch.nn.Module:
+    """Random BatchNorm statistics and affine terms (fresh ones are 0 / 1, which hide a wrong fold)."""
+    torch.manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return module.eval()
+
+
+def test_a_fused_repvgg_block_computes_the_same():
+    block = randomise_norms(RepVggBlock(16))
+    x = torch.randn(2, 16, 10, 12)
+    with torch.no_grad():
+        before = block(x)
+        block.fuse()
+        after = block(x)
+    assert block.fused is not None and block.conv3 is None
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(before, torch.nn.functional.silu(x), atol=1e-2)  # the block does something
+
+
+def test_the_fused_hybrid_encoder_computes_the_same():
+    """Every RepVGG block of the encoder folded: the same outputs at every level, in eval mode."""
+    shapes = {"res3": ShapeSpec(channels=32), "res4": ShapeSpec(channels=48), "res5": ShapeSpec(channels=64)}
+    enc = randomise_norms(HybridEncoder(shapes, embed_dim=32, num_heads=4, ffn_dim=64, expansion=0.5))
+    feats = {"res3": torch.randn(2, 32, 16, 16), "res4": torch.randn(2, 48, 8, 8), "res5": torch.randn(2, 64, 4, 4)}
+    with torch.no_grad():
+        before = enc(feats)
+        fuse_repvgg(enc)
+        after = enc(feats)
+    assert [tuple(o.shape) for o in after] == [(2, 32, 16, 16), (2, 32, 8, 8), (2, 32, 4, 4)]
+    assert sum(isinstance(m, RepVggBlock) and m.fused is not None for m in enc.modules()) == 4 * 3
+    for a, b in zip(after, before):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_csp_layer_width():
+    """``expansion`` sets the hidden width; a third 1x1 convolution maps it back only when it differs."""
+    assert isinstance(CSPRepLayer(64, 32, expansion=1.0).conv3, torch.nn.Identity)
+    half = CSPRepLayer(64, 32, expansion=0.5)
+    assert half.conv1.weight.shape[0] == 16 and half.conv3.weight.shape == (32, 16, 1, 1)
+
+
+@pytest.mark.parametrize("h,w", [(4, 4), (3, 5)])
+def test_sincos_position_embedding_is_rtdetrs(h, w):
+    """RT-DETR's construction, written out: a ``w x h`` grid (``meshgrid(.., indexing="ij")`` of the width and
+    height ranges) flattened, sin / cos of both coordinates at ``temperature^(-i / (D / 4))``."""
+    dim = 16
+    gw, gh = torch.meshgrid(torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32),
+                            indexing="ij")
+    omega = 1.0 / (10000.0 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)))
+    ow, oh = gw.flatten()[:, None] * omega[None], gh.flatten()[:, None] * omega[None]
+    expected = torch.cat([ow.sin(), ow.cos(), oh.sin(), oh.cos()], dim=1)[None]
+    torch.testing.assert_close(sincos_2d(h, w, dim), expected)
+
+
+def test_aifi_attends_to_image_tokens_only():
+    """With a padding mask, what lies in the padding does not change the image's tokens."""
+    shapes = {"res3": ShapeSpec(channels=8), "res4": ShapeSpec(channels=8), "res5": ShapeSpec(channels=8)}
+    enc = HybridEncoder(shapes, embed_dim=16, num_heads=2, ffn_dim=32, depth_mult=1 / 3).eval()
+    feats = {"res3": torch.randn(1, 8, 16, 16), "res4": torch.randn(1, 8, 8, 8), "res5": torch.randn(1, 8, 4, 4)}
+    masks = [torch.zeros(1, s, s, dtype=torch.bool) for s in (16, 8, 4)]
+    masks[2][:, :, 3:] = True  # the last column of the stride-32 level is padding
+    other = {k: v.clone() for k, v in feats.items()}
+    other["res5"][..., 3:] += 5.0
+    with torch.no_grad():
+        a = enc.aifi[0](enc.input_proj[2](feats["res5"]).flatten(2).transpose(1, 2), sincos_2d(4, 4, 16),
+                        masks[2].flatten(1))
+        b = enc.aifi[0](enc.input_proj[2](other["res5"]).flatten(2).transpose(1, 2), sincos_2d(4, 4, 16),
+                        masks[2].flatten(1))
+        image = ~masks[2].flatten(1)[0]
+        torch.testing.assert_close(a[0, image], b[0, image])
+        assert len(enc(feats, masks)) == 3
