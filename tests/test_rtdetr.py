@@ -123,3 +123,88 @@ def test_aifi_attends_to_image_tokens_only():
         image = ~masks[2].flatten(1)[0]
         torch.testing.assert_close(a[0, image], b[0, image])
         assert len(enc(feats, masks)) == 3
+
+
+def tiny_rtdetr(**overrides):
+    from detectron2.config import instantiate
+
+    from configs.models.rtdetr import synthetic_rtdetr
+
+    torch.manual_seed(0)
+    sizes = dict(embed_dim=32, enc_ffn_dim=64, ffn_dim=64, num_heads=4, dec_layers=2, num_queries=20, dn_number=6)
+    return instantiate(synthetic_rtdetr(depth=18, **{**sizes, **overrides}))
+
+
+def test_rtdetr_trains_and_detects_through_the_seam():
+    from conftest import synthetic_batch
+
+    from kddetr.modeling.seam import missing_seam_members
+
+    model = tiny_rtdetr().train()
+    assert missing_seam_members(model) == []
+    losses = model(synthetic_batch(2, size=64))
+    assert {"loss_class", "loss_bbox_0", "loss_giou_dn", "loss_class_enc"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    for part in (model.backbone.res3, model.encoder.fpn_blocks, model.encoder.aifi, model.decoder.ref_point_head,
+                 model.enc_class_head, model.denoising):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
+    model.eval()
+    with torch.no_grad():
+        out = model(synthetic_batch(2, size=64, with_targets=False))
+    assert len(out) == 2 and len(out[0]["instances"]) == 20 * 6  # every (query, class) of 20 queries, 6 classes
+
+
+def test_varifocal_targets_are_the_matched_ious():
+    """One query matched to its ground truth at IoU 1 and one at IoU 1/4: the BCE targets at the true class are
+    those IoUs, weighted by them; every other entry is a 0 target weighted by alpha * p^gamma."""
+    import torch.nn.functional as F
+
+    from kddetr.modeling.criterion import SetCriterion
+    from kddetr.modeling.matcher import HungarianMatcher
+
+    crit = SetCriterion(2, HungarianMatcher(), alpha=0.75, gamma=2.0, class_loss="varifocal")
+    logits = torch.tensor([[[0.5, -1.0], [0.2, 0.3], [-2.0, 1.0]]])
+    boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.4, 0.4], [0.2, 0.2, 0.1, 0.1]]])
+    targets = [{"labels": torch.tensor([0, 1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2]])}]
+    indices = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
+    got = crit.matched_losses(logits, boxes, targets, indices, torch.tensor(2.0))["loss_class"]
+    score = torch.zeros(1, 3, 2)
+    score[0, 0, 0], score[0, 1, 1] = 1.0, 0.25
+    positive = torch.zeros(1, 3, 2)
+    positive[0, 0, 0] = positive[0, 1, 1] = 1.0
+    weight = 0.75 * logits.sigmoid() ** 2 * (1 - positive) + score
+    expected = F.binary_cross_entropy_with_logits(logits, score, weight=weight, reduction="sum") / 2
+    torch.testing.assert_close(got, expected)
+
+
+def test_a_dino_teacher_distils_into_rtdetr():
+    """Four levels and 30 queries against three and 20, another decoder: KD-DETR's points are decoded by both at
+    the teacher's reference boxes, and DETRDistill's instance and assignment terms pair them, with no family
+    branch in the distillers."""
+    from conftest import build_tiny_dino, synthetic_batch
+
+    from kddetr.distill import (
+        KDDETR,
+        AssignmentDistillation,
+        DETRDistill,
+        GeneralPoints,
+        InstanceDistillation,
+        KDDETRLoss,
+        TeacherQueries,
+    )
+
+    teacher = build_tiny_dino(embed_dim=48, ffn_dim=96, dec_layers=3)
+    model = KDDETR(teacher=teacher, student=tiny_rtdetr(), points=[GeneralPoints(num=12), TeacherQueries()],
+                   loss=KDDETRLoss(), detrdistill=DETRDistill(instance=InstanceDistillation(),
+                                                              assignment=AssignmentDistillation()),
+                   allow_untrained_teacher=True).train()
+    batch = synthetic_batch(2, size=64)
+    step = model.teacher_predictions(batch, model.sample_points(torch.Generator().manual_seed(0)))
+    _, outputs, _, _ = model.student_step(batch, step)
+    for group in ("kd_general", "kd_specific", "tqa"):
+        assert outputs[group].boxes.shape[:3] == (2, 2, step.queries.get(group, step.default).num)
+    losses = model(batch)
+    assert {"loss_kd_cls", "loss_pid_cls", "loss_class_tqa"} <= set(losses)
+    sum(losses.values()).backward()
+    assert model.student.encoder.input_proj[0].weight.grad.abs().sum() > 0

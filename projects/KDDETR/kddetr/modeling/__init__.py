@@ -5,6 +5,7 @@ from .denoising import ContrastiveDenoising, DenoisingMeta
 from .detectors import (
                         DABDETR,
                         DINO,
+                        RTDETR,
                         ConditionalDETR,
                         DABDeformableDETR,
                         DeformableDETR,
@@ -12,9 +13,11 @@ from .detectors import (
                         MultiScaleDETR,
                         SingleScaleDETR,
 )
+from .hybrid_encoder import HybridEncoder
 from .layers import DeformableEncoder, PositionEmbeddingSine, TransformerEncoder
 from .matcher import HungarianMatcher
 from .neck import ChannelMapper
+from .resnet_vd import ResNetVd
 from .seam import DecoderOutput, EncoderState, Queries, QueryGroup, fused_attention_mask
 
 __all__ = [
@@ -32,6 +35,9 @@ __all__ = [
     "DETRBase",
     "MultiScaleDETR",
     "SingleScaleDETR",
+    "RTDETR",
+    "HybridEncoder",
+    "ResNetVd",
     "DeformableEncoder",
     "PositionEmbeddingSine",
     "TransformerEncoder",

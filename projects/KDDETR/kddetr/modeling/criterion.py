@@ -1,4 +1,4 @@
-"""Set criterion of the DETR family: focal classification, L1 and GIoU box losses."""
+"""Set criterion of the DETR family: focal (or RT-DETR's varifocal) classification, L1 and GIoU box losses."""
 from __future__ import annotations
 
 import logging
@@ -6,9 +6,10 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from detectron2.utils import comm
 from torch import Tensor, nn
-from torchvision.ops import sigmoid_focal_loss
+from torchvision.ops import box_iou, sigmoid_focal_loss
 
 from .denoising import DenoisingMeta
 from .layers.box_ops import cxcywh_to_xyxy, generalized_box_iou_loss
@@ -39,16 +40,24 @@ class SetCriterion(nn.Module):
         matcher: :class:`HungarianMatcher`.
         weight_dict: weights of ``loss_class``, ``loss_bbox``, ``loss_giou`` (DINO: 1, 5, 2);
             the same weights apply to the auxiliary, encoder and denoising terms.
-        alpha, gamma: focal loss parameters.
+        alpha, gamma: focal loss parameters (varifocal: RT-DETR's 0.75, 2).
+        class_loss: ``"focal"`` (sigmoid focal loss against one-hot targets) or ``"varifocal"`` (RT-DETR:
+            BCE against the matched box's IoU with its ground truth at the true class, 0 elsewhere, each
+            term weighted by that target where it is positive and by ``alpha * p^gamma`` where it is 0).
     """
 
+    CLASS_LOSSES = ("focal", "varifocal")
+
     def __init__(self, num_classes: int, matcher: HungarianMatcher,
-                 weight_dict: Optional[Dict[str, float]] = None, alpha: float = 0.25, gamma: float = 2.0):
+                 weight_dict: Optional[Dict[str, float]] = None, alpha: float = 0.25, gamma: float = 2.0,
+                 class_loss: str = "focal"):
         super().__init__()
+        if class_loss not in self.CLASS_LOSSES:
+            raise ValueError(f"SetCriterion.class_loss must be one of {self.CLASS_LOSSES}, got '{class_loss}'")
         self.num_classes = num_classes
         self.matcher = matcher
         self.weight_dict = dict(weight_dict or {"loss_class": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0})
-        self.alpha, self.gamma = alpha, gamma
+        self.alpha, self.gamma, self.class_loss = alpha, gamma, class_loss
 
     def num_boxes(self, targets: Targets, device: torch.device) -> Tensor:
         """Global number of boxes as a tensor (no host sync), at least 1."""
@@ -67,10 +76,18 @@ class SetCriterion(nn.Module):
         gt_labels = torch.cat([t["labels"][j.to(device)] for t, (_, j) in zip(targets, indices)])
         gt_boxes = torch.cat([t["boxes"][j.to(device)] for t, (_, j) in zip(targets, indices)])
 
-        onehot = torch.zeros_like(logits)
-        onehot[batch_idx, query_idx, gt_labels] = 1.0
-        loss_class = sigmoid_focal_loss(logits, onehot, self.alpha, self.gamma, reduction="sum") / num_boxes
         src = boxes[batch_idx, query_idx]
+        onehot = torch.zeros_like(logits)
+        if self.class_loss == "focal":
+            onehot[batch_idx, query_idx, gt_labels] = 1.0
+            loss_class = sigmoid_focal_loss(logits, onehot, self.alpha, self.gamma, reduction="sum") / num_boxes
+        else:
+            iou = box_iou(cxcywh_to_xyxy(src.detach()), cxcywh_to_xyxy(gt_boxes)).diagonal()
+            onehot[batch_idx, query_idx, gt_labels] = 1.0
+            score = torch.zeros_like(logits)
+            score[batch_idx, query_idx, gt_labels] = iou.to(score.dtype)  # the IoU-aware target
+            weight = self.alpha * logits.detach().sigmoid().pow(self.gamma) * (1 - onehot) + score
+            loss_class = F.binary_cross_entropy_with_logits(logits, score, weight=weight, reduction="sum") / num_boxes
         loss_bbox = (src - gt_boxes).abs().sum() / num_boxes
         loss_giou = generalized_box_iou_loss(cxcywh_to_xyxy(src), cxcywh_to_xyxy(gt_boxes), reduction="sum") / num_boxes
         w = self.weight_dict

@@ -102,22 +102,33 @@ class DeformableDecoder(DETRDecoder):
             queries (Deformable DETR).
         query_scale: scale the anchor positions by ``MLP(content)`` from the second layer on
             (DAB-Deformable DETR).
+        anchor_embedding: what the anchor positions are an MLP of: ``"sine"``, the box's sine embedding
+            (``MLP(2D -> D -> D)``, DAB-Deformable DETR, DINO), or ``"box"``, the box itself
+            (``MLP(4 -> 2D -> D)``, RT-DETR).
         refine, final_norm: see :class:`DETRDecoder`.
     """
 
     def __init__(self, num_layers: int = 6, embed_dim: int = 256, num_heads: int = 8, ffn_dim: int = 2048,
                  dropout: float = 0.0, num_levels: int = 4, num_points: int = 4, anchor_pos: bool = True,
-                 query_scale: bool = False, refine: str = "look_forward_twice", final_norm: bool = True):
+                 query_scale: bool = False, refine: str = "look_forward_twice", final_norm: bool = True,
+                 anchor_embedding: str = "sine"):
         layers = [DeformableDecoderLayer(embed_dim, num_heads, ffn_dim, dropout, num_levels, num_points)
                   for _ in range(num_layers)]
         super().__init__(layers, embed_dim, refine, final_norm)
-        self.ref_point_head = MLP(2 * embed_dim, embed_dim, embed_dim, 2) if anchor_pos else None
+        if anchor_embedding not in ("sine", "box"):
+            raise ValueError(f"anchor_embedding must be 'sine' or 'box', got '{anchor_embedding}'")
+        self.anchor_embedding = anchor_embedding
+        head = MLP(2 * embed_dim, embed_dim, embed_dim, 2) if anchor_embedding == "sine" else MLP(4, 2 * embed_dim,
+                                                                                                  embed_dim, 2)
+        self.ref_point_head = head if anchor_pos else None
         self.query_scale = MLP(embed_dim, embed_dim, embed_dim, 2) if anchor_pos and query_scale else None
 
     def run_layer(self, index, tgt, ref, pos, state, attn_mask):
         valid = state.valid_ratios if ref.shape[-1] == 2 else torch.cat([state.valid_ratios] * 2, -1)
         ref_input = ref[:, :, None] * valid[:, None]  # [B, N, L, 2 | 4]
-        if self.ref_point_head is not None:
+        if self.ref_point_head is not None and self.anchor_embedding == "box":
+            pos = self.ref_point_head(ref)  # the box in the image's [0, 1] (RT-DETR's query_pos_head)
+        elif self.ref_point_head is not None:
             pos = self.ref_point_head(box_sine_embedding(ref_input[:, :, 0], self.embed_dim // 2))
             if self.query_scale is not None and index > 0:
                 pos = pos * self.query_scale(tgt)

@@ -218,15 +218,15 @@ def valid_ratios(masks: Sequence[Tensor]) -> Tensor:
                         for m in masks], 1)
 
 
-def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Sequence[Tensor],
-                   image_sizes: List[Tuple[int, int]]) -> Tuple[Tensor, Tensor, EncoderState]:
-    """Flatten per-level ``[B, D, h, w]`` features, masks and position embeddings.
+def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Optional[Sequence[Tensor]],
+                   image_sizes: List[Tuple[int, int]]) -> Tuple[Tensor, Optional[Tensor], EncoderState]:
+    """Flatten per-level ``[B, D, h, w]`` features, masks and position embeddings (or None).
 
-    Returns ``src`` ``[B, S, D]``, ``pos`` ``[B, S, D]`` and an :class:`EncoderState` whose memory
+    Returns ``src`` ``[B, S, D]``, ``pos`` ``[B, S, D]`` (or None) and an :class:`EncoderState` whose memory
     and features are ``src`` (the caller replaces the memory by the encoder output)."""
     shapes = [(int(f.shape[-2]), int(f.shape[-1])) for f in feats]
     src = torch.cat([f.flatten(2).transpose(1, 2) for f in feats], 1)
-    pos = torch.cat([p.flatten(2).transpose(1, 2) for p in poss], 1)
+    pos = torch.cat([p.flatten(2).transpose(1, 2) for p in poss], 1) if poss is not None else None
     flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
     shapes_t = torch.as_tensor(shapes, dtype=torch.long, device=src.device)
     starts = torch.cat([shapes_t.new_zeros(1), shapes_t.prod(1).cumsum(0)[:-1]])

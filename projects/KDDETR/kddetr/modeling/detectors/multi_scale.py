@@ -1,5 +1,5 @@
 """The multi-scale half shared by Deformable DETR, DAB-Deformable DETR and DINO: backbone,
-channel mapper, deformable encoder, and two-stage proposal selection."""
+channel mapper, deformable encoder, and two-stage proposal selection (RT-DETR's too)."""
 from __future__ import annotations
 
 from typing import List, Sequence, Tuple, Union
@@ -15,7 +15,55 @@ from ..seam import EncoderState, Queries
 from .base import DETRBase, downsample_mask, flatten_levels, init_transformer
 
 
-class MultiScaleDETR(DETRBase):
+class ProposalSelection:
+    """Two-stage query selection over a multi-scale memory (DINO, two-stage Deformable DETR, RT-DETR): every
+    memory position scored as a proposal, the top-k kept as the decoder's reference boxes. Needs
+    ``embed_dim`` and ``num_classes``; :meth:`build_proposal_heads` adds its heads."""
+
+    def build_proposal_heads(self) -> None:
+        """The heads that score every memory position as a proposal (separate from the decoder's;
+        :meth:`init_weights` makes them copies of the decoder's first heads, as in detrex)."""
+        D = self.embed_dim
+        self.enc_output = nn.Linear(D, D)
+        self.enc_output_norm = nn.LayerNorm(D)
+        self.enc_class_head = nn.Linear(D, self.num_classes)
+        self.enc_box_head = MLP(D, D, 4, 3)
+
+    def select_proposals(self, state: EncoderState, k: int, content: bool = False) -> Queries:
+        """Top-``k`` memory positions by class score as reference boxes (detached); ``aux`` holds
+        their ``logits`` ``[B, k, K]`` and ``boxes`` ``[B, k, 4]`` for the encoder loss. ``content``: the
+        queries' content is the projected memory at the chosen positions, detached (RT-DETR); else None."""
+        proposals, valid = self.grid_proposals(state)
+        memory = state.memory.masked_fill(~valid[..., None], 0.0)
+        memory = self.enc_output_norm(self.enc_output(memory))
+        logits = self.enc_class_head(memory)
+        boxes = self.enc_box_head(memory) + proposals
+        k = min(k, memory.shape[1])
+        score = logits.max(-1)[0].masked_fill(~valid, float("-inf"))
+        idx = score.topk(k, dim=1)[1]
+        top_boxes = torch.gather(boxes, 1, idx[..., None].expand(-1, -1, 4))
+        top_logits = torch.gather(logits, 1, idx[..., None].expand(-1, -1, logits.shape[-1]))
+        top_content = torch.gather(memory, 1, idx[..., None].expand(-1, -1, memory.shape[-1])).detach() if content \
+            else None
+        return Queries(boxes=top_boxes.detach(), content=top_content,
+                       aux={"logits": top_logits, "boxes": top_boxes.sigmoid()})
+
+    @staticmethod
+    def grid_proposals(state: EncoderState) -> Tuple[Tensor, Tensor]:
+        """One box per memory position: its pixel centre and a level-dependent size (0.05 * 2^l).
+
+        Returns logits ``[B, S, 4]`` (0 where invalid) and a validity mask ``[B, S]``.
+        """
+        centers = pixel_centers(state.spatial_shapes, state.valid_ratios)
+        sizes = torch.cat([torch.full((h * w,), 0.05 * 2.0 ** lvl, dtype=centers.dtype, device=centers.device)
+                           for lvl, (h, w) in enumerate(state.spatial_shapes)])
+        props = torch.cat([centers, sizes[None, :, None].expand(centers.shape[0], -1, 2)], -1)
+        valid = ((props > 0.01) & (props < 0.99)).all(-1) & ~state.padding_mask
+        logits = torch.log(props / (1 - props)).masked_fill(~valid[..., None], 0.0)
+        return logits, valid
+
+
+class MultiScaleDETR(ProposalSelection, DETRBase):
     """A DETR over ``num_levels`` feature levels with a deformable encoder.
 
     Args:
@@ -61,45 +109,6 @@ class MultiScaleDETR(DETRBase):
         state.memory = self.encoder(src, pos, state.spatial_shapes, state.spatial_shapes_t, state.valid_ratios,
                                     state.padding_mask)
         return state
-
-    # ---- two-stage proposals (DINO, Deformable DETR two_stage) ------------------------------------
-    def build_proposal_heads(self) -> None:
-        """The heads that score every memory position as a proposal (separate from the decoder's;
-        :meth:`init_weights` makes them copies of the decoder's first heads, as in detrex)."""
-        D = self.embed_dim
-        self.enc_output = nn.Linear(D, D)
-        self.enc_output_norm = nn.LayerNorm(D)
-        self.enc_class_head = nn.Linear(D, self.num_classes)
-        self.enc_box_head = MLP(D, D, 4, 3)
-
-    def select_proposals(self, state: EncoderState, k: int) -> Queries:
-        """Top-``k`` memory positions by class score as reference boxes (detached); ``aux`` holds
-        their ``logits`` ``[B, k, K]`` and ``boxes`` ``[B, k, 4]`` for the encoder loss."""
-        proposals, valid = self.grid_proposals(state)
-        memory = state.memory.masked_fill(~valid[..., None], 0.0)
-        memory = self.enc_output_norm(self.enc_output(memory))
-        logits = self.enc_class_head(memory)
-        boxes = self.enc_box_head(memory) + proposals
-        k = min(k, memory.shape[1])
-        score = logits.max(-1)[0].masked_fill(~valid, float("-inf"))
-        idx = score.topk(k, dim=1)[1]
-        top_boxes = torch.gather(boxes, 1, idx[..., None].expand(-1, -1, 4))
-        top_logits = torch.gather(logits, 1, idx[..., None].expand(-1, -1, logits.shape[-1]))
-        return Queries(boxes=top_boxes.detach(), aux={"logits": top_logits, "boxes": top_boxes.sigmoid()})
-
-    @staticmethod
-    def grid_proposals(state: EncoderState) -> Tuple[Tensor, Tensor]:
-        """One box per memory position: its pixel centre and a level-dependent size (0.05 * 2^l).
-
-        Returns logits ``[B, S, 4]`` (0 where invalid) and a validity mask ``[B, S]``.
-        """
-        centers = pixel_centers(state.spatial_shapes, state.valid_ratios)
-        sizes = torch.cat([torch.full((h * w,), 0.05 * 2.0 ** lvl, dtype=centers.dtype, device=centers.device)
-                           for lvl, (h, w) in enumerate(state.spatial_shapes)])
-        props = torch.cat([centers, sizes[None, :, None].expand(centers.shape[0], -1, 2)], -1)
-        valid = ((props > 0.01) & (props < 0.99)).all(-1) & ~state.padding_mask
-        logits = torch.log(props / (1 - props)).masked_fill(~valid[..., None], 0.0)
-        return logits, valid
 
 
 def cycled(weight: Tensor, batch: int, num: int) -> Tensor:
