@@ -25,20 +25,21 @@ _BACKBONES = pytest.StashKey()
 
 def pytest_configure(config):
     """Before any test (and, under pytest-xdist, once in the controller before its workers start):
-    ``synthetic-backbone://R-18`` and ``R-50`` (every synthetic config's ``train.init_checkpoint``)
+    ``synthetic-backbone://R-18`` and ``R-50``, and their ``-vd`` (every synthetic config's ``train.init_checkpoint``)
     resolve to short pretrainings for the whole session, train_net.py subprocesses and xdist workers
     included (they inherit $KDDETR_SYNTHETIC_BACKBONES): CI does not build the full ones. With
     ``-n 2`` (``make test``) every worker and its subprocesses run torch on one thread, so the two
     workers share the two cores instead of oversubscribing them."""
     if hasattr(config, "workerinput"):  # an xdist worker: the controller prepared the environment
         return
-    from kddetr.data.backbones import CACHE_ENV, PretrainSettings, pretrain
+    from kddetr.data.backbones import CACHE_ENV, PretrainSettings, backbone_name, pretrain
     from kddetr.data.synthetic import ensure_generated
 
     folder = tempfile.mkdtemp(prefix="kddetr_test_backbones_")
     root = ensure_generated()
-    for depth in (18, 50):
-        pretrain(depth, os.path.join(folder, f"R-{depth}.pth"), PretrainSettings(**SHORT_PRETRAINING), root=root)
+    for depth, variant in ((18, ""), (50, ""), (18, "vd"), (50, "vd")):
+        pretrain(depth, os.path.join(folder, f"{backbone_name(depth, variant)}.pth"),
+                 PretrainSettings(**SHORT_PRETRAINING), root=root, variant=variant)
     config.stash[_BACKBONES] = (folder, os.environ.get(CACHE_ENV))
     os.environ[CACHE_ENV] = folder
     workers = getattr(config.option, "numprocesses", None)  # pytest-xdist's -n, resolved to a number

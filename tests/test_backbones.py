@@ -12,7 +12,7 @@ from detectron2.config import instantiate
 from detectron2.utils.file_io import PathManager
 
 from kddetr.config import load_config
-from kddetr.data.backbones import PretrainSettings, SyntheticBackboneHandler, pretrain
+from kddetr.data.backbones import PretrainSettings, SyntheticBackboneHandler, backbone_name, pretrain
 
 TINY = PretrainSettings(crop=32, steps=2, batch=4, max_images=3)
 
@@ -23,14 +23,21 @@ def tiny_backbones(tmp_path_factory):
 
     root = ensure_generated()
     out = tmp_path_factory.mktemp("backbones")
-    return {d: pretrain(d, str(out / f"R-{d}.pth"), TINY, root=root) for d in (18, 50)}
+    return {backbone_name(d, v): pretrain(d, str(out / f"{backbone_name(d, v)}.pth"), TINY, root=root, variant=v)
+            for d in (18, 50) for v in ("", "vd")}
+
+
+def backbone_of(model_cfg) -> str:
+    """``R-<depth>`` (Detectron2's ResNet) or ``R-<depth>-vd`` (ResNet-vd) of a model config."""
+    backbone = model_cfg.backbone
+    return backbone_name(backbone.stages.depth) if "stages" in backbone else backbone_name(backbone.depth, "vd")
 
 
 def test_pretraining_is_deterministic(tiny_backbones, tmp_path):
     from kddetr.data.synthetic import ensure_generated
 
     again = pretrain(18, str(tmp_path / "R-18.pth"), TINY, root=ensure_generated())
-    a = torch.load(tiny_backbones[18], weights_only=False)["model"]
+    a = torch.load(tiny_backbones["R-18"], weights_only=False)["model"]
     b = torch.load(again, weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -41,8 +48,8 @@ def test_backbone_checkpoint_loads_into_every_synthetic_config(config, tiny_back
     cfg = load_config(config, [])
     models = [cfg.model.teacher, cfg.model.student] if "student" in cfg.model else [cfg.model]
     for model_cfg in models:
-        depth = model_cfg.backbone.stages.depth
-        assert depth in tiny_backbones, f"no R-{depth} in this test"
+        depth = backbone_of(model_cfg)
+        assert depth in tiny_backbones, f"no {depth} in this test"
         holder = torch.nn.Module()
         holder.backbone = instantiate(model_cfg.backbone)  # the detector's attribute name
         state = torch.load(tiny_backbones[depth], weights_only=False)["model"]
@@ -65,16 +72,16 @@ def test_the_scheme_names_only_the_four_depths():
 SYNTHETIC_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs/synthetic/**/*.py"), recursive=True))
 
 
-def trained_depth(cfg) -> int:
-    """The backbone depth of the model a config trains (a distillation config: its student)."""
-    return (cfg.model.student if "student" in cfg.model else cfg.model).backbone.stages.depth
+def trained_backbone(cfg) -> str:
+    """The backbone (``R-<depth>[-vd]``) of the model a config trains (a distillation config: its student)."""
+    return backbone_of(cfg.model.student if "student" in cfg.model else cfg.model)
 
 
 @pytest.mark.parametrize("config", SYNTHETIC_CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_synthetic_config_starts_from_the_pretrained_backbone_of_its_depth(config):
     """As the COCO configs start from ImageNet's R-<depth>.pkl (a student from its own depth's)."""
     cfg = load_config(config, [])
-    assert cfg.train.init_checkpoint == f"synthetic-backbone://R-{trained_depth(cfg)}"
+    assert cfg.train.init_checkpoint == f"synthetic-backbone://{trained_backbone(cfg)}"
 
 
 def test_the_cache_folder_can_be_moved(monkeypatch, tmp_path, synthetic_backbones):

@@ -34,7 +34,8 @@ def test_config_trains_three_iterations_from_its_pretrained_backbone(config, tmp
         teacher = tmp_path / "teacher.pth"
         torch.save({"model": instantiate(cfg.model.teacher).state_dict()}, teacher)
         opts += [f"model.teacher_weights={teacher}", "model.teacher_check.images=0"]  # random: not checked
-    depth = (cfg.model.student if "student" in cfg.model else cfg.model).backbone.stages.depth
+    backbone = (cfg.model.student if "student" in cfg.model else cfg.model).backbone
+    depth = backbone.stages.depth if "stages" in backbone else backbone.depth  # Detectron2's ResNet, or ResNet-vd
 
     train_net.cli(["--config-file", config, *opts])
     log = (tmp_path / "out" / "log.txt").read_text()

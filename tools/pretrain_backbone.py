@@ -2,6 +2,7 @@
 """Pretrain the synthetic data's backbones (the analogue of ImageNet weights) ahead of time.
 
     .venv/bin/python tools/pretrain_backbone.py --depth 18 50          # into the cache the configs read
+    .venv/bin/python tools/pretrain_backbone.py --depth 18 50 --variant vd   # RT-DETR's ResNet-vd
     .venv/bin/python tools/pretrain_backbone.py --depth 18 --steps 300 --output /tmp/R-18.pth
 
 Trains a Detectron2 ResNet classifier on crops of the synthetic training images (the shape
@@ -19,12 +20,14 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 
-from kddetr.data.backbones import SYNTHETIC_NORM, PretrainSettings, cached_path, pretrain  # noqa: E402
+from kddetr.data.backbones import SYNTHETIC_NORM, VARIANTS, PretrainSettings, cached_path, pretrain  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth", type=int, nargs="+", default=[18, 50], choices=[18, 34, 50, 101])
+    parser.add_argument("--variant", default="", choices=list(VARIANTS),
+                        help="'vd': RT-DETR's ResNet-vd (synthetic-backbone://R-<depth>-vd)")
     defaults = PretrainSettings()
     for f in dataclasses.fields(PretrainSettings):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
@@ -38,11 +41,11 @@ def main() -> None:
         raise SystemExit("--output names one file: give one --depth")
     settings = PretrainSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainSettings)})
     for depth in args.depth:
-        path = args.output or cached_path(depth)
+        path = args.output or cached_path(depth, variant=args.variant)
         if os.path.isfile(path) and not args.force and not args.output:
             print(f"{path} exists (use --force to retrain)")
             continue
-        pretrain(depth, path, settings, norm=SYNTHETIC_NORM)
+        pretrain(depth, path, settings, norm=SYNTHETIC_NORM, variant=args.variant)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,12 @@ def rtdetr(*, depth=50, num_classes=80, embed_dim=256, num_heads=8, enc_ffn_dim=
 
 def synthetic_rtdetr(*, depth, num_classes=6, **sizes):
     """A small RT-DETR for the 128 x 128 synthetic shapes, at the synthetic DINO's width, queries and
-    decoder depth (configs/models/common.py's SYNTHETIC); ``sizes`` override."""
+    decoder depth (configs/models/common.py's SYNTHETIC); ``sizes`` override. Its input is ImageNet-normalised
+    as every synthetic model's, since the synthetic ResNet-vd backbones are pretrained on that input
+    (kddetr.data.backbones)."""
     small = dict(embed_dim=SYNTHETIC["embed_dim"], enc_ffn_dim=SYNTHETIC["ffn_dim"], ffn_dim=SYNTHETIC["ffn_dim"],
                  dec_layers=SYNTHETIC["dec_layers"], num_queries=SYNTHETIC["num_queries"], norm=SYNTHETIC["norm"],
                  freeze_at=SYNTHETIC["freeze_at"], dn_number=20)
-    return rtdetr(depth=depth, num_classes=num_classes, **{**small, **sizes})
+    model = rtdetr(depth=depth, num_classes=num_classes, **{**small, **sizes})
+    model.pixel_mean, model.pixel_std = io_defaults()["pixel_mean"], io_defaults()["pixel_std"]
+    return model

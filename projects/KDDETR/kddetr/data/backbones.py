@@ -6,7 +6,8 @@ images (each object's box, plus background crops that overlap no object: K + 1 c
 writes their weights as a detector checkpoint (``backbone.*`` keys) that
 ``train.init_checkpoint`` loads, exactly as the COCO configs load ``R-50.pkl``.
 
-The configs name them ``synthetic-backbone://R-<depth>``. :class:`SyntheticBackboneHandler`
+The configs name them ``synthetic-backbone://R-<depth>`` (Detectron2's ResNet) or ``R-<depth>-vd``
+(RT-DETR's ResNet-vd, :class:`~kddetr.modeling.resnet_vd.ResNetVd`). :class:`SyntheticBackboneHandler`
 (registered with Detectron2's ``PathManager`` when :mod:`kddetr.data` is imported) resolves that
 to ``<synthetic root>/backbones/R-<depth>.pth`` (or ``$KDDETR_SYNTHETIC_BACKBONES/R-<depth>.pth``)
 and trains it there on first use (one process
@@ -62,10 +63,26 @@ class PretrainSettings:
 SYNTHETIC_NORM = "BN"
 
 
-def build_resnet(depth: int, norm: str = "BN") -> nn.Module:
-    """A Detectron2 ResNet as the detector configs build it (every stage trainable, res5 out)."""
+#: the ResNet variants a synthetic backbone can be: Detectron2's ("") and ResNet-vd ("vd", RT-DETR's)
+VARIANTS = ("", "vd")
+
+
+def backbone_name(depth: int, variant: str = "") -> str:
+    """``R-<depth>`` or ``R-<depth>-vd``: the name after ``synthetic-backbone://`` and of the cache file."""
+    if variant not in VARIANTS:
+        raise ValueError(f"a synthetic backbone's variant is one of {VARIANTS}, got '{variant}'")
+    return f"R-{depth}" + (f"-{variant}" if variant else "")
+
+
+def build_resnet(depth: int, norm: str = "BN", variant: str = "") -> nn.Module:
+    """A ResNet as the detector configs build it (every stage trainable, res5 out): Detectron2's, or with
+    ``variant="vd"`` RT-DETR's ResNet-vd."""
     from detectron2.modeling.backbone import BasicStem, ResNet
 
+    from ..modeling.resnet_vd import ResNetVd
+
+    if variant == "vd":
+        return ResNetVd(depth, out_features=["res5"], norm=norm, freeze_at=0)
     kwargs = dict(stride_in_1x1=False) if depth >= 50 else {}
     stages = ResNet.make_default_stages(depth=depth, norm=norm, **kwargs)
     return ResNet(BasicStem(in_channels=3, out_channels=64, norm=norm), stages, out_features=["res5"], freeze_at=0)
@@ -74,9 +91,9 @@ def build_resnet(depth: int, norm: str = "BN") -> nn.Module:
 class Classifier(nn.Module):
     """ResNet -> global average pool of res5 -> linear over K + 1 classes (the last: background)."""
 
-    def __init__(self, depth: int, num_classes: int, norm: str = "BN"):
+    def __init__(self, depth: int, num_classes: int, norm: str = "BN", variant: str = ""):
         super().__init__()
-        self.backbone = build_resnet(depth, norm)
+        self.backbone = build_resnet(depth, norm, variant)
         channels = self.backbone.output_shape()["res5"].channels
         self.head = nn.Linear(channels, num_classes + 1)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -138,16 +155,17 @@ def crops(root: str, settings: PretrainSettings, split: str = "train") -> Tuple[
 
 
 def pretrain(depth: int, path: str, settings: PretrainSettings = PretrainSettings(), root: str = "",
-             norm: str = "BN") -> str:
-    """Train a ResNet-``depth`` classifier on synthetic crops; write its backbone to ``path`` as a
-    detector checkpoint (``{"model": {"backbone.<name>": tensor}}``). Returns ``path``."""
+             norm: str = "BN", variant: str = "") -> str:
+    """Train a ResNet-``depth`` (``variant="vd"``: ResNet-vd) classifier on synthetic crops; write its backbone
+    to ``path`` as a detector checkpoint (``{"model": {"backbone.<name>": tensor}}``). Returns ``path``."""
+    name = backbone_name(depth, variant)
     root = ensure_generated(root or None)
     torch.manual_seed(settings.seed)
     images, labels = crops(root, settings)
-    logger.info(f"Pretraining a ResNet-{depth} backbone on {len(labels)} synthetic crops "
+    logger.info(f"Pretraining a {name} backbone on {len(labels)} synthetic crops "
                 f"({int((labels == len(CLASSES)).sum())} background), {settings.steps} steps of {settings.batch} "
                 f"(one time; the result is cached at {path}) ...")
-    model = Classifier(depth, len(CLASSES), norm).train()
+    model = Classifier(depth, len(CLASSES), norm, variant).train()
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.steps, pct_start=0.1)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
@@ -169,18 +187,18 @@ def pretrain(depth: int, path: str, settings: PretrainSettings = PretrainSetting
         seen += settings.batch
         if (step + 1) % 50 == 0 or step + 1 == settings.steps:
             eta = (time.perf_counter() - t0) / (step + 1) * (settings.steps - step - 1)
-            logger.info(f"  ResNet-{depth} step {step + 1}/{settings.steps}: loss {loss.item():.3f}, accuracy over "
+            logger.info(f"  {name} step {step + 1}/{settings.steps}: loss {loss.item():.3f}, accuracy over "
                         f"the last steps {correct / seen:.2f}, eta {eta / 60:.1f} min")
             correct, seen = 0, 0
     state = {f"backbone.{k}": v.detach().clone() for k, v in model.backbone.state_dict().items()}
-    meta = {"depth": depth, "norm": norm, "settings": settings.__dict__, "crops": int(len(labels)),
+    meta = {"depth": depth, "variant": variant, "norm": norm, "settings": settings.__dict__, "crops": int(len(labels)),
             "final_loss": float(loss.item())}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     os.close(fd)
     torch.save({"model": state, "__author__": "kddetr.data.backbones", "meta": meta}, tmp)
     os.replace(tmp, path)
-    logger.info(f"ResNet-{depth} backbone written to {path} ({time.perf_counter() - t0:.0f} s)")
+    logger.info(f"{name} backbone written to {path} ({time.perf_counter() - t0:.0f} s)")
     return path
 
 
@@ -188,31 +206,32 @@ def pretrain(depth: int, path: str, settings: PretrainSettings = PretrainSetting
 CACHE_ENV = "KDDETR_SYNTHETIC_BACKBONES"
 
 
-def cached_path(depth: int, root: str = "") -> str:
-    """Where ``synthetic-backbone://R-<depth>`` lives: ``$KDDETR_SYNTHETIC_BACKBONES/R-<depth>.pth``
+def cached_path(depth: int, root: str = "", variant: str = "") -> str:
+    """Where ``synthetic-backbone://R-<depth>[-vd]`` lives: ``$KDDETR_SYNTHETIC_BACKBONES/R-<depth>[-vd].pth``
     if that variable is set (the tests point it at short pretrainings), else
-    ``<synthetic root>/backbones/R-<depth>.pth`` next to the dataset it was trained on."""
+    ``<synthetic root>/backbones/R-<depth>[-vd].pth`` next to the dataset it was trained on."""
     folder = os.environ.get(CACHE_ENV) if not root else ""
-    return os.path.join(folder or os.path.join(root or default_root(), "backbones"), f"R-{depth}.pth")
+    return os.path.join(folder or os.path.join(root or default_root(), "backbones"),
+                        f"{backbone_name(depth, variant)}.pth")
 
 
-def ensure_pretrained(depth: int, root: str = "") -> str:
-    """The cached backbone of ``depth``, pretrained first if missing (one process at a time)."""
-    path = cached_path(depth, root)
+def ensure_pretrained(depth: int, root: str = "", variant: str = "") -> str:
+    """The cached backbone of ``depth`` (and ``variant``), pretrained first if missing (one process at a time)."""
+    path = cached_path(depth, root, variant)
     if os.path.isfile(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.isfile(path):
-            pretrain(depth, path, root=root, norm=SYNTHETIC_NORM)
+            pretrain(depth, path, root=root, norm=SYNTHETIC_NORM, variant=variant)
     return path
 
 
 class SyntheticBackboneHandler(PathHandler):
-    """``synthetic-backbone://R-<depth>`` -> the cached pretrained backbone (trained on first use)."""
+    """``synthetic-backbone://R-<depth>[-vd]`` -> the cached pretrained backbone (trained on first use)."""
 
-    PATTERN = re.compile(r"^R-(18|34|50|101)$")
+    PATTERN = re.compile(r"^R-(18|34|50|101)(?:-(vd))?$")
 
     def _get_supported_prefixes(self):
         return [SCHEME]
@@ -221,8 +240,9 @@ class SyntheticBackboneHandler(PathHandler):
         name = path[len(SCHEME):]
         m = self.PATTERN.match(name)
         if not m:
-            raise ValueError(f"'{path}': synthetic backbones are {SCHEME}R-18, R-34, R-50 or R-101")
-        return ensure_pretrained(int(m.group(1)))
+            raise ValueError(f"'{path}': synthetic backbones are {SCHEME}R-18, R-34, R-50 or R-101, or the same "
+                             "with -vd (ResNet-vd)")
+        return ensure_pretrained(int(m.group(1)), variant=m.group(2) or "")
 
     def _open(self, path: str, mode: str = "r", **kwargs):
         return PathManager.open(self._get_local_path(path), mode, **kwargs)
