@@ -208,3 +208,49 @@ def test_a_dino_teacher_distils_into_rtdetr():
     assert {"loss_kd_cls", "loss_pid_cls", "loss_class_tqa"} <= set(losses)
     sum(losses.values()).backward()
     assert model.student.encoder.input_proj[0].weight.grad.abs().sum() > 0
+
+
+# Names read from RT-DETR's modules (PResNet vd, HybridEncoder v2, RTDETRTransformerv2): if a rule maps to
+# anything else, these are missing from the renamed dict.
+RTDETR_NAMES = [
+    "backbone.conv1.conv1_1.conv.weight", "backbone.conv1.conv1_3.norm.running_var",
+    "backbone.res_layers.0.blocks.0.short.conv.weight", "backbone.res_layers.1.blocks.0.short.conv.conv.weight",
+    "backbone.res_layers.1.blocks.0.short.conv.norm.bias", "backbone.res_layers.2.blocks.1.branch2b.conv.weight",
+    "encoder.input_proj.2.conv.weight", "encoder.input_proj.0.norm.weight",
+    "encoder.encoder.0.layers.0.self_attn.in_proj_weight", "encoder.encoder.0.layers.0.linear2.bias",
+    "encoder.encoder.0.layers.0.norm2.weight", "encoder.lateral_convs.1.conv.weight",
+    "encoder.fpn_blocks.0.conv1.conv.weight", "encoder.fpn_blocks.0.bottlenecks.2.conv1.norm.weight",
+    "encoder.pan_blocks.1.bottlenecks.0.conv2.conv.weight", "encoder.pan_blocks.1.conv3.norm.bias",
+    "encoder.downsample_convs.0.norm.running_mean", "decoder.input_proj.1.conv.weight",
+    "decoder.decoder.layers.1.cross_attn.sampling_offsets.weight", "decoder.decoder.layers.0.norm3.weight",
+    "decoder.decoder.layers.0.linear1.weight", "decoder.query_pos_head.layers.1.bias",
+    "decoder.enc_output.proj.weight", "decoder.enc_output.norm.bias", "decoder.enc_score_head.weight",
+    "decoder.enc_bbox_head.layers.2.weight", "decoder.dec_score_head.1.bias", "decoder.dec_bbox_head.0.layers.0.weight",
+    "decoder.denoising_class_embed.weight",
+]
+
+
+def test_rtdetr_checkpoints_convert_both_ways():
+    """Our tensors under RT-DETR's names (their padding class row and computed buffers added) convert back to
+    the same tensors, every one found, nothing of theirs left but what we compute."""
+    from kddetr.convert_rtdetr import convert_rtdetr_state_dict, rtdetr_model_state, rtdetr_name
+
+    model = tiny_rtdetr()
+    theirs = {rtdetr_name(k, model): v.clone() for k, v in model.state_dict().items()}
+    assert set(RTDETR_NAMES) <= set(theirs), sorted(set(RTDETR_NAMES) - set(theirs))
+    assert len(theirs) == len(model.state_dict())  # one name each
+    label = theirs["decoder.denoising_class_embed.weight"]
+    theirs["decoder.denoising_class_embed.weight"] = torch.cat([label, torch.zeros(1, label.shape[1])])
+    theirs["decoder.anchors"] = torch.zeros(1, 10, 4)
+    theirs["decoder.decoder.layers.0.cross_attn.num_points_scale"] = torch.ones(12)
+    state, unmatched, problems = convert_rtdetr_state_dict(rtdetr_model_state({"ema": {"module": theirs}}), model)
+    assert problems == [] and unmatched == []
+    other = tiny_rtdetr()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    other.load_state_dict(state)
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in model.state_dict().items())
+    del theirs["decoder.enc_score_head.weight"]
+    _, _, problems = convert_rtdetr_state_dict(theirs, model)
+    assert problems == ["enc_class_head.weight (theirs: decoder.enc_score_head.weight)"]

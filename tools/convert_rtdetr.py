@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Convert an RT-DETR checkpoint of lyuwenyu/RT-DETR (``rtdetrv2_pytorch``: e.g. the released
+``rtdetrv2_r18vd_120e_coco_rerun_48.1.pth``) into this project's names, e.g. to use it as a teacher or to start
+a student from it.
+
+    .venv/bin/python tools/convert_rtdetr.py --config-file configs/synthetic/rtdetr_r18.py \\
+        --input rtdetrv2_r18vd_120e_coco_rerun_48.1.pth --output checkpoints/rtdetr_r18.pth
+
+``--config-file`` is the single-model RT-DETR config of the same sizes (overrides go after the options). The
+checkpoint's EMA weights are taken when it has them (what RT-DETR evaluates with). Every key of theirs that
+nothing took and every tensor of ours that was not found is printed; the command fails on the latter unless
+``--allow-missing``.
+"""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
+
+import torch  # noqa: E402
+from detectron2.config import instantiate  # noqa: E402
+
+from kddetr.config import config_argument_parser, load_config  # noqa: E402
+from kddetr.convert_rtdetr import convert_rtdetr_state_dict, rtdetr_model_state  # noqa: E402
+from kddetr.errors import ConfigError, MissingInputError  # noqa: E402
+from kddetr.modeling import RTDETR  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = config_argument_parser(__doc__, "single-model RT-DETR config of the same sizes")
+    parser.add_argument("--input", required=True, help="RT-DETR checkpoint (.pth)")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--allow-missing", action="store_true", help="write the file even if tensors are missing")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config_file, args.opts)
+    if "student" in cfg.model:
+        raise ConfigError(f"{args.config_file} is a teacher/student pair: give the single-model RT-DETR config "
+                          "(e.g. configs/synthetic/rtdetr_r18.py)")
+    if not os.path.isfile(args.input):
+        raise MissingInputError(f"--input {args.input} does not exist: give an RT-DETR checkpoint file")
+    model = instantiate(cfg.model)
+    if not isinstance(model, RTDETR):
+        raise ConfigError(f"{args.config_file} builds a {type(model).__name__}, not an RTDETR")
+    theirs = rtdetr_model_state(torch.load(args.input, map_location="cpu", weights_only=False))
+    state, unmatched, problems = convert_rtdetr_state_dict(theirs, model)
+    print(f"converted {len(state)} of {len(model.state_dict())} tensors of {type(model).__name__}")
+    for key in unmatched:
+        print(f"  unmatched RT-DETR key: {key}")
+    for p in problems:
+        print(f"  missing: {p}")
+    if problems and not args.allow_missing:
+        print(f"{len(problems)} tensors not converted; nothing written (--allow-missing writes anyway)")
+        return 1
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    torch.save({"model": state, "converted_from": os.path.abspath(args.input)}, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    from kddetr.errors import refusals_exit
+
+    with refusals_exit("convert_rtdetr.py"):  # the project's refusals: one message, no traceback
+        sys.exit(main())
