@@ -254,3 +254,31 @@ def test_rtdetr_checkpoints_convert_both_ways():
     del theirs["decoder.enc_score_head.weight"]
     _, _, problems = convert_rtdetr_state_dict(theirs, model)
     assert problems == ["enc_class_head.weight (theirs: decoder.enc_score_head.weight)"]
+
+
+def test_rtdetrs_imagenet_resnet_vd_converts_into_the_backbone(tmp_path):
+    """tools/convert_rtdetr.py --backbone: a PResNet state dict (RT-DETR's ImageNet file, its names) becomes the
+    ``backbone.*`` tensors of the config's model, every one of them, and nothing else."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from detectron2.config import instantiate
+
+    from kddetr.config import load_config
+    from kddetr.convert_rtdetr import rtdetr_name
+
+    model = instantiate(load_config(os.path.join(ROOT, "configs/synthetic/rtdetr_r18.py"), []).model)
+    backbone = {k: torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v
+                for k, v in model.state_dict().items() if k.startswith("backbone.")}
+    presnet = {rtdetr_name(k, model)[len("backbone."):]: v for k, v in backbone.items()}
+    assert "conv1.conv1_2.conv.weight" in presnet and "res_layers.3.blocks.0.short.conv.conv.weight" in presnet
+    torch.save(presnet, tmp_path / "ResNet18_vd.pth")
+    run = subprocess.run([sys.executable, "tools/convert_rtdetr.py", "--backbone", "--config-file",
+                          "configs/synthetic/rtdetr_r18.py", "--input", str(tmp_path / "ResNet18_vd.pth"), "--output",
+                          str(tmp_path / "R-18-vd.pth")], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    state = torch.load(tmp_path / "R-18-vd.pth", weights_only=False)["model"]
+    assert state.keys() == backbone.keys() and all(torch.equal(state[k], v) for k, v in backbone.items())

@@ -7,7 +7,13 @@ a student from it.
         --input rtdetrv2_r18vd_120e_coco_rerun_48.1.pth --output checkpoints/rtdetr_r18.pth
 
 ``--config-file`` is the single-model RT-DETR config of the same sizes (overrides go after the options). The
-checkpoint's EMA weights are taken when it has them (what RT-DETR evaluates with). Every key of theirs that
+checkpoint's EMA weights are taken when it has them (what RT-DETR evaluates with). ``--backbone`` converts
+RT-DETR's ImageNet ResNet-vd instead (``PResNet`` names, e.g. ``ResNet18_vd_pretrained_from_paddle.pth``) into
+the ``backbone.*`` tensors the configs' ``train.init_checkpoint`` loads:
+
+    .venv/bin/python tools/convert_rtdetr.py --backbone --config-file configs/rtdetr_r18.py \
+        --input ResNet18_vd_pretrained_from_paddle.pth --output checkpoints/R-18-vd.pth
+ Every key of theirs that
 nothing took and every tensor of ours that was not found is printed; the command fails on the latter unless
 ``--allow-missing``.
 """
@@ -31,6 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="RT-DETR checkpoint (.pth)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--allow-missing", action="store_true", help="write the file even if tensors are missing")
+    parser.add_argument("--backbone", action="store_true", help="--input is RT-DETR's ImageNet ResNet-vd (PResNet)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config_file, args.opts)
     if "student" in cfg.model:
@@ -42,8 +49,15 @@ def main(argv=None) -> int:
     if not isinstance(model, RTDETR):
         raise ConfigError(f"{args.config_file} builds a {type(model).__name__}, not an RTDETR")
     theirs = rtdetr_model_state(torch.load(args.input, map_location="cpu", weights_only=False))
+    if args.backbone:  # PResNet's own names: ours under backbone.*, the rest of the model is not in the file
+        theirs = {f"backbone.{k}": v for k, v in theirs.items()}
     state, unmatched, problems = convert_rtdetr_state_dict(theirs, model)
-    print(f"converted {len(state)} of {len(model.state_dict())} tensors of {type(model).__name__}")
+    if args.backbone:
+        state = {k: v for k, v in state.items() if k.startswith("backbone.")}
+        problems = [p for p in problems if p.startswith("backbone.")]
+    total = len([k for k in model.state_dict() if k.startswith("backbone.") or not args.backbone])
+    print(f"converted {len(state)} of {total} tensors of {type(model).__name__}" + (" (backbone)" if args.backbone
+                                                                                     else ""))
     for key in unmatched:
         print(f"  unmatched RT-DETR key: {key}")
     for p in problems:

@@ -61,3 +61,47 @@ def synthetic_detr_data(*, total_batch_size=8, num_workers=2):
     return detr_data(train_names="synthetic_train", test_names="synthetic_val", scales=[96, 112, 128, 144, 160],
                      max_size=256, crop_scales=None, crop_size=None, test_size=128,
                      total_batch_size=total_batch_size, num_workers=num_workers)
+
+
+def rtdetr_data(*, size=640, total_batch_size=16, num_workers=4):
+    """RT-DETR's COCO pipeline where Detectron2 has its parts, at ``size`` x ``size``: photometric distortion
+    (brightness, contrast, saturation; p 0.5), zoom-out (the image placed on a canvas up to 4x its size, p 0.5),
+    a random crop (p 0.8), flip, and a resize to exactly ``size`` x ``size`` (also at test time). Differs from
+    RT-DETR's: no hue jitter; Detectron2's relative-range crop instead of their IoU-constrained crop; no
+    multi-scale batches and no final epochs without the strong augmentation (their ``stop_epoch`` policy)."""
+    return OmegaConf.create(dict(
+        train=L(build_detection_train_loader)(
+            dataset=L(get_detection_dataset_dicts)(names="coco_2017_train"),
+            mapper=L(DetrDatasetMapper)(
+                augmentation=[
+                    L(T.RandomApply)(tfm_or_aug=L(T.RandomBrightness)(intensity_min=0.875, intensity_max=1.125),
+                                     prob=0.5),
+                    L(T.RandomApply)(tfm_or_aug=L(T.RandomContrast)(intensity_min=0.5, intensity_max=1.5), prob=0.5),
+                    L(T.RandomApply)(tfm_or_aug=L(T.RandomSaturation)(intensity_min=0.5, intensity_max=1.5),
+                                     prob=0.5),
+                    L(T.RandomApply)(tfm_or_aug=L(T.RandomExtent)(scale_range=(1.0, 4.0), shift_range=(1.0, 1.0)),
+                                     prob=0.5),
+                    L(T.RandomApply)(tfm_or_aug=L(T.RandomCrop)(crop_type="relative_range", crop_size=(0.3, 0.3)),
+                                     prob=0.8),
+                    L(T.RandomFlip)(),
+                    L(T.Resize)(shape=(size, size)),
+                ],
+                augmentation_with_crop=None,
+                is_train=True,
+                img_format="RGB",
+            ),
+            total_batch_size=total_batch_size,
+            num_workers=num_workers,
+        ),
+        test=L(build_detection_test_loader)(
+            dataset=L(get_detection_dataset_dicts)(names="coco_2017_val", filter_empty=False),
+            mapper=L(DetrDatasetMapper)(
+                augmentation=[L(T.Resize)(shape=(size, size))],
+                augmentation_with_crop=None,
+                is_train=False,
+                img_format="RGB",
+            ),
+            num_workers=num_workers,
+        ),
+        evaluator=L(COCOEvaluator)(dataset_name="${..test.dataset.names}"),
+    ))

@@ -1,7 +1,7 @@
 """Step schedules in the detrex convention: epochs of COCO at batch 16 (7500 iterations)."""
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
-from fvcore.common.param_scheduler import MultiStepParamScheduler
+from fvcore.common.param_scheduler import ConstantParamScheduler, MultiStepParamScheduler
 
 COCO_ITERS_PER_EPOCH = 7500
 
@@ -40,3 +40,11 @@ def schedule_50ep():
 def synthetic_schedule(max_iter):
     """The synthetic configs' schedule at any length: warm-up over the first 10 %, lr x0.1 at 85 %."""
     return step_schedule(max_iter=max_iter, decay_iter=int(max_iter * 0.85), warmup_iter=max_iter // 10)
+
+
+def rtdetr_schedule(*, epochs, warmup_iter=2000):
+    """RT-DETRv2's: a linear warm-up over 2000 iterations, then a constant lr (their step is at epoch 1000, past
+    every schedule they train)."""
+    max_iter = epochs * COCO_ITERS_PER_EPOCH
+    return L(WarmupParamScheduler)(scheduler=L(ConstantParamScheduler)(value=1.0), warmup_length=warmup_iter / max_iter,
+                                   warmup_method="linear", warmup_factor=0.001)

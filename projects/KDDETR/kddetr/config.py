@@ -340,7 +340,8 @@ def check_device(device: str, num_gpus: int = 1) -> None:
                            "devices. Lower --num-gpus (or check CUDA_VISIBLE_DEVICES).")
 
 
-_IMAGENET_BACKBONE = re.compile(r"R-(\d+)\.pkl$")
+#: an ImageNet backbone file: Detectron2's ``R-<depth>.pkl``, or RT-DETR's ResNet-vd converted to ``R-<depth>-vd.pth``
+_IMAGENET_BACKBONE = re.compile(r"R-(\d+)(\.pkl|-vd\.pth)$")
 
 
 def _missing_local_file(path: str) -> bool:
@@ -372,6 +373,11 @@ def _missing_init_checkpoint(path: str) -> Optional[str]:
     if directory_given(path, "train.init_checkpoint"):
         return directory_given(path, "train.init_checkpoint")
     backbone = _IMAGENET_BACKBONE.search(path)
+    if backbone and backbone.group(2) == "-vd.pth":
+        return (f"train.init_checkpoint '{path}' (the ImageNet ResNet-{backbone.group(1)}-vd backbone) does not exist: "
+                f"convert RT-DETR's ImageNet ResNet{backbone.group(1)}_vd file into it with 'tools/convert_rtdetr.py "
+                f"--backbone --config-file <this config> --input <file> --output {path}', or set "
+                "train.init_checkpoint='' to start from random weights.")
     if backbone:
         return (f"train.init_checkpoint '{path}' (the ImageNet ResNet-{backbone.group(1)} backbone) does not exist: "
                 f"convert torchvision's ImageNet resnet{backbone.group(1)} into it with "
