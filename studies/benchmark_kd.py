@@ -2,8 +2,8 @@
 """Synthetic evidence for KD-DETR: student AP with and without distillation.
 
 ``--family`` picks the detector family (dino, dab_detr, deformable_detr (plain), deformable_detr_two_stage
-(with box refinement), dab_deformable_detr, conditional_detr, or ``all``, one after the other); configs are
-configs/synthetic/<family>_*.py.
+(with box refinement), dab_deformable_detr, conditional_detr, rtdetr (RT-DETR; ``--from-dino`` also distils its
+R18 from the DINO R50 teacher), or ``all``, one after the other); configs are configs/synthetic/<family>_*.py.
 
 1. Teacher: reuses ``--teacher`` (default output/synthetic/<family>_r50/model_final.pth) if the
    file exists, else trains it with configs/synthetic/<family>_r50.py (its ``train.max_iter``: 1000, DAB-DETR and
@@ -52,7 +52,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 
 FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", "dab_deformable_detr",
-            "conditional_detr"]
+            "conditional_detr", "rtdetr"]
 #: the one-class synthetic data (configs/synthetic/one_class/: one class "shape"), a family of its own for
 #: ``--family`` (not in ``--family all``): its pair ships the sigmoid class term, a softmax one is refused there
 ONE_CLASS = "one_class/dino"
@@ -68,6 +68,11 @@ SIGMOID = "KD-DETR, sigmoid class term"
 # KD-DETR with its boxes only (class weight 0): what the authors' softmax class term leaves on one class, where
 # it is zero by construction (the arm the one-class study compares the sigmoid term with)
 BOXES_ONLY = "KD-DETR, boxes only"
+# --from-dino (family rtdetr): the RT-DETR R18 student distilled from the synthetic DINO R50 teacher instead of
+# the RT-DETR R50 one (configs/synthetic/*dino_r50_rtdetr_r18.py), the headline pair of the real-time students
+FROM_DINO = "KD-DETR from DINO R50 (-> RT-DETR R18)"
+DD_FROM_DINO = "DETRDistill from DINO R50 (-> RT-DETR R18)"
+DINO_TEACHER = "output/synthetic/dino_r50/model_final.pth"
 CLASS_TERM_ARMS = {
     PER_IMAGE: ["model.loss.weights.cls=1.0"],
     AUTHORS_SUM: ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"],
@@ -84,16 +89,18 @@ CLASS_TERM_FLAGS = {
                  "(--family one_class/dino)"),
 }
 TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image",
-        AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid", BOXES_ONLY: "kddetr_boxes_only"}
+        AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid", BOXES_ONLY: "kddetr_boxes_only",
+        FROM_DINO: "kddetr_from_dino", DD_FROM_DINO: "detrdistill_from_dino"}
 #: (arm, the arm it is compared with seed by seed) in a table, beside each arm's gain over the student alone
 VERSUS = [(KD, PER_IMAGE), (KD, AUTHORS_SUM), (SIGMOID, KD), (KD, BOXES_ONLY)]
 
 
 def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False, combined: bool = False,
                 per_image: bool = False, skip_missing: bool = False, authors_sum: bool = False,
-                sigmoid: bool = False, boxes_only: bool = False) -> dict:
+                sigmoid: bool = False, boxes_only: bool = False, from_dino: bool = False) -> dict:
     """arm -> (config, overrides) of ``family``; ``skip_missing`` (``--family all``) leaves out the
-    distiller arms a family has no config for instead of refusing."""
+    distiller arms a family has no config for instead of refusing. ``from_dino`` (RT-DETR only): also the
+    student distilled from the DINO R50 teacher (and with ``detrdistill`` by DETRDistill from it)."""
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
     for arm, on in ((PER_IMAGE, per_image), (AUTHORS_SUM, authors_sum), (SIGMOID, sigmoid), (BOXES_ONLY, boxes_only)):
         if on:  # the pair config with KD-DETR's class term set otherwise (KDDETRLoss.normalization, class_term)
@@ -112,6 +119,14 @@ def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = Fals
                 raise SystemExit(f"--detrdistill/--combined: no {config} for the family '{family}' (synthetic "
                                  f"{prefix} configs exist for: {', '.join(have)})")
             arms[arm] = (config, [])
+    if from_dino:
+        if family != "rtdetr":
+            raise SystemExit("--from-dino distils the RT-DETR student from the DINO teacher: it needs --family "
+                             f"rtdetr, not {family}")
+        teacher = [f"model.teacher_weights={DINO_TEACHER}"]
+        arms[FROM_DINO] = ("configs/synthetic/dino_r50_rtdetr_r18.py", teacher)
+        if detrdistill:
+            arms[DD_FROM_DINO] = ("configs/synthetic/detrdistill_dino_r50_rtdetr_r18.py", teacher)
     return arms
 
 
@@ -190,7 +205,7 @@ def run_arms(args) -> dict:
     else:
         arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image,
                               skip_missing=args.all_families, authors_sum=args.authors_sum, sigmoid=args.sigmoid,
-                              boxes_only=args.boxes_only),
+                              boxes_only=args.boxes_only, from_dino=args.from_dino),
                 **(ABLATIONS if args.ablations else {})}
         if args.no_alone:
             del arms[STUDENT]
@@ -210,7 +225,8 @@ def run_arms(args) -> dict:
                 t0 = time.perf_counter()
                 overrides = [f"train.max_iter={args.iters}", f"train.eval_period={args.eval_period}",
                              f"train.seed={seed}", "train.checkpointer.period=1000000", *extra, *args.opts]
-                if "student" in load_config_keys(config):
+                if "student" in load_config_keys(config) and not any(o.startswith("model.teacher_weights=")
+                                                                     for o in extra):  # an arm's own teacher
                     overrides.append(f"model.teacher_weights={args.teacher}")
                 train(config, out, overrides, os.path.join(out, "stdout.txt"))
                 final = evaluations(out, args.iters)[-1][1]["AP"]
@@ -264,7 +280,8 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
     comparisons = [(arm, ALONE_BASELINE[arm]) for arm in runs if arm in ALONE_BASELINE]
-    comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, AUTHORS_SUM, SIGMOID, "inconsistent baseline", DD, BOTH)
+    comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, AUTHORS_SUM, SIGMOID, "inconsistent baseline", DD, BOTH,
+                                               FROM_DINO, DD_FROM_DINO)
                     if arm in runs and STUDENT in runs]
     comparisons += [(arm, other) for arm, other in VERSUS if arm in runs and other in runs]
     summary = []
@@ -371,6 +388,9 @@ def main() -> None:
     parser.add_argument("--detrdistill", action="store_true",
                         help="also train DETRDistill students (dino, deformable_detr, conditional_detr)")
     parser.add_argument("--combined", action="store_true", help="also train KD-DETR + DETRDistill students (DINO)")
+    parser.add_argument("--from-dino", action="store_true",
+                        help="with --family rtdetr: also distil the RT-DETR R18 from the DINO R50 teacher "
+                        f"({DINO_TEACHER}, trained by --family dino; with --detrdistill also by DETRDistill)")
     for arm, (flag, what) in CLASS_TERM_FLAGS.items():
         parser.add_argument(flag, action="store_true",
                             help=f"also train KD-DETR with {what} ({' '.join(CLASS_TERM_ARMS[arm])})")

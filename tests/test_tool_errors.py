@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
@@ -92,7 +93,7 @@ def test_benchmark_kd_family_all_keeps_the_distillers_each_family_has():
         for config, _ in benchmark_kd.family_arms(family, detrdistill=True, skip_missing=True).values():
             assert os.path.isfile(os.path.join(ROOT, config)), config
     arms = {f: benchmark_kd.family_arms(f, detrdistill=True, skip_missing=True) for f in benchmark_kd.FAMILIES}
-    assert [f for f in arms if benchmark_kd.DD in arms[f]] == ["dino", "deformable_detr", "conditional_detr"]
+    assert [f for f in arms if benchmark_kd.DD in arms[f]] == ["dino", "deformable_detr", "conditional_detr", "rtdetr"]
     for config, _ in benchmark_kd.COMPRESSED.values():
         assert os.path.isfile(os.path.join(ROOT, config)), config
 
@@ -202,3 +203,22 @@ def test_a_tool_prints_a_refusal_as_one_message(tmp_path):
                 f"model.teacher_weights={tmp_path}"])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.startswith("probe_points.py: KDDETR: model.teacher_weights") and "is a directory" in proc.stderr
+
+
+def test_benchmark_kd_distils_rtdetr_from_the_dino_teacher_too():
+    """--family rtdetr --from-dino: beside the RT-DETR R50 teacher's arms, the same R18 student distilled from
+    the DINO R50 teacher (its own teacher weights, not --teacher's), by KD-DETR and with --detrdistill by
+    DETRDistill; the flag belongs to RT-DETR."""
+    sys.path.insert(0, os.path.join(ROOT, "studies"))
+    import benchmark_kd
+
+    arms = benchmark_kd.family_arms("rtdetr", detrdistill=True, from_dino=True)
+    assert arms[benchmark_kd.STUDENT][0] == "configs/synthetic/rtdetr_r18.py"
+    assert arms[benchmark_kd.KD][0] == "configs/synthetic/rtdetr_r50_r18.py"
+    teacher = [f"model.teacher_weights={benchmark_kd.DINO_TEACHER}"]
+    assert arms[benchmark_kd.FROM_DINO] == ("configs/synthetic/dino_r50_rtdetr_r18.py", teacher)
+    assert arms[benchmark_kd.DD_FROM_DINO] == ("configs/synthetic/detrdistill_dino_r50_rtdetr_r18.py", teacher)
+    for config, _ in arms.values():
+        assert os.path.isfile(os.path.join(ROOT, config)), config
+    with pytest.raises(SystemExit, match="needs --family rtdetr"):
+        benchmark_kd.family_arms("dino", from_dino=True)
