@@ -282,3 +282,23 @@ def test_rtdetrs_imagenet_resnet_vd_converts_into_the_backbone(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     state = torch.load(tmp_path / "R-18-vd.pth", weights_only=False)["model"]
     assert state.keys() == backbone.keys() and all(torch.equal(state[k], v) for k, v in backbone.items())
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_rtdetr_exports_with_its_repvgg_blocks_fused(fmt, tmp_path):
+    """The exported graph (RepVGG folded, on a copy) gives the Detectron2 predictions of the unfused model."""
+    import numpy as np
+    from test_deploy import image_and_reference, spread_scores
+
+    from kddetr.deploy import export_detector, run_exported, unambiguous
+
+    model = spread_scores(randomise_norms(tiny_rtdetr()))
+    image, ref = image_and_reference(model)
+    path = export_detector(model, str(tmp_path / f"model.{fmt}"), 64, 64, fmt)
+    assert not any(isinstance(m, RepVggBlock) and m.fused is not None for m in model.modules())  # left as it was
+    boxes, scores, labels = run_exported(path, image.numpy())
+    np.testing.assert_allclose(scores, ref.scores.numpy(), atol=1e-4, rtol=0)
+    ranked = unambiguous(ref.scores.numpy())
+    assert ranked.mean() > 0.5
+    np.testing.assert_array_equal(labels[ranked], ref.pred_classes.numpy()[ranked])
+    np.testing.assert_allclose(boxes[ranked], ref.pred_boxes.tensor.numpy()[ranked], atol=1e-2, rtol=0)

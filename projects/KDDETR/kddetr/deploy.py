@@ -25,6 +25,7 @@ A model with ``size_divisibility > 0`` is exported only at a size that needs no 
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -36,6 +37,7 @@ from detectron2.structures import ImageList
 from torch import Tensor, nn
 
 from .modeling.groups import DETECTION
+from .modeling.hybrid_encoder import fuse_repvgg
 from .modeling.seam import QueryGroup
 
 #: the formats ``export_detector`` writes, with their file suffix
@@ -95,7 +97,8 @@ def export_detector(detector: nn.Module, path: str, height: int, width: int, fmt
     if div and (height % div or width % div):
         raise ValueError(f"the model pads its input to a multiple of {div} (size_divisibility); the graph has no "
                          f"padding mask, so export at a size divisible by {div} (got {height} x {width})")
-    model = DeployableDetector(detector)
+    # the deployment form: RepVGG blocks (RT-DETR's) folded into one convolution each, on a copy (no-op otherwise)
+    model = DeployableDetector(fuse_repvgg(copy.deepcopy(detector).eval()))
     device = next(detector.parameters()).device
     image = example_input(height, width, str(device))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
