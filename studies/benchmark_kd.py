@@ -295,7 +295,7 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
 
 NAMES = {"dino": "DINO", "dab_detr": "DAB-DETR", "deformable_detr": "Deformable DETR",
          "deformable_detr_two_stage": "Deformable DETR, two-stage", "dab_deformable_detr": "DAB-Deformable DETR",
-         "conditional_detr": "Conditional DETR"}
+         "conditional_detr": "Conditional DETR", "rtdetr": "RT-DETR"}
 
 
 def summary(base: str) -> str:
