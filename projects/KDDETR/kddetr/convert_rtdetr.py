@@ -19,38 +19,44 @@ Their buffers that we compute instead (``anchors``, ``valid_mask``, ``num_points
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-#: (our pattern, theirs), tried in order on a name without its ``.weight`` / ``.bias`` / statistics leaf
+
+def _branch(m: re.Match, model: nn.Module) -> str:
+    """Convolution ``conv<k>`` of block ``<b>`` of ``res<s>``: their ``branch2a/2b/2c``."""
+    return f"backbone.res_layers.{int(m[1]) - 2}.blocks.{m[2]}.branch2{'abc'[int(m[3]) - 1]}"
+
+
+def _shortcut(m: re.Match, model: nn.Module) -> str:
+    """A projection shortcut: their ``short``, or ``short.conv`` when it average-pools first (a Sequential)."""
+    pooled = isinstance(getattr(model.backbone, f"res{m[1]}")[int(m[2])].shortcut.pool, nn.AvgPool2d)
+    return f"backbone.res_layers.{int(m[1]) - 2}.blocks.{m[2]}.short" + (".conv" if pooled else "")
+
+
+#: our convolutions with their norm (Detectron2's ``Conv2d``: the weight on the module, the BatchNorm as its
+#: ``.norm``) -> theirs (``ConvNormLayer`` or a conv/norm Sequential: ``.conv`` and ``.norm``), by module name
+_CONV_NORM: List[Tuple[str, Union[str, Callable[[re.Match, nn.Module], str]]]] = [
+    (r"^backbone\.stem\.conv(\d)$", r"backbone.conv1.conv1_\1"),
+    (r"^backbone\.res(\d)\.(\d+)\.conv(\d)$", _branch),
+    (r"^backbone\.res(\d)\.(\d+)\.shortcut\.conv$", _shortcut),
+    (r"^encoder\.input_proj\.(\d+)$", r"encoder.input_proj.\1"),
+    (r"^encoder\.(lateral_convs|downsample_convs)\.(\d+)$", r"encoder.\1.\2"),
+    # a RepVGG block: our 3x3 ``conv3`` and 1x1 ``conv1`` are their ``conv1`` and ``conv2``
+    (r"^encoder\.(fpn_blocks|pan_blocks)\.(\d+)\.blocks\.(\d+)\.conv3$", r"encoder.\1.\2.bottlenecks.\3.conv1"),
+    (r"^encoder\.(fpn_blocks|pan_blocks)\.(\d+)\.blocks\.(\d+)\.conv1$", r"encoder.\1.\2.bottlenecks.\3.conv2"),
+    (r"^encoder\.(fpn_blocks|pan_blocks)\.(\d+)\.conv(\d)$", r"encoder.\1.\2.conv\3"),
+    (r"^input_proj\.(\d+)$", r"decoder.input_proj.\1"),
+]
+#: every other module: (our pattern, theirs), on the module's name
 _RULES: List[Tuple[str, str]] = [
-    # backbone
-    (r"^backbone\.stem\.conv(\d)$", r"backbone.conv1.conv1_\1.conv"),
-    (r"^backbone\.stem\.conv(\d)\.norm$", r"backbone.conv1.conv1_\1.norm"),
-    (r"^backbone\.res(\d)\.(\d+)\.shortcut\.conv$", "SHORT_CONV"),
-    (r"^backbone\.res(\d)\.(\d+)\.shortcut\.conv\.norm$", "SHORT_NORM"),
-    (r"^backbone\.res(\d)\.(\d+)\.conv(\d)$", "BRANCH_CONV"),
-    (r"^backbone\.res(\d)\.(\d+)\.conv(\d)\.norm$", "BRANCH_NORM"),
-    # hybrid encoder
-    (r"^encoder\.input_proj\.(\d+)$", r"encoder.input_proj.\1.conv"),
-    (r"^encoder\.input_proj\.(\d+)\.norm$", r"encoder.input_proj.\1.norm"),
     (r"^encoder\.aifi\.(\d+)\.layers\.(\d+)\.self_attn(\..+)?$", r"encoder.encoder.\1.layers.\2.self_attn\3"),
     (r"^encoder\.aifi\.(\d+)\.layers\.(\d+)\.norm$", r"encoder.encoder.\1.layers.\2.norm1"),
     (r"^encoder\.aifi\.(\d+)\.layers\.(\d+)\.ffn\.net\.0$", r"encoder.encoder.\1.layers.\2.linear1"),
     (r"^encoder\.aifi\.(\d+)\.layers\.(\d+)\.ffn\.net\.3$", r"encoder.encoder.\1.layers.\2.linear2"),
     (r"^encoder\.aifi\.(\d+)\.layers\.(\d+)\.ffn\.norm$", r"encoder.encoder.\1.layers.\2.norm2"),
-    (r"^encoder\.(lateral_convs|downsample_convs)\.(\d+)$", r"encoder.\1.\2.conv"),
-    (r"^encoder\.(lateral_convs|downsample_convs)\.(\d+)\.norm$", r"encoder.\1.\2.norm"),
-    (r"^encoder\.(fpn_blocks|pan_blocks)\.(\d+)\.blocks\.(\d+)\.conv3(\.norm)?$",
-     r"encoder.\1.\2.bottlenecks.\3.conv1NORM\4"),
-    (r"^encoder\.(fpn_blocks|pan_blocks)\.(\d+)\.blocks\.(\d+)\.conv1(\.norm)?$",
-     r"encoder.\1.\2.bottlenecks.\3.conv2NORM\4"),
-    (r"^encoder\.(fpn_blocks|pan_blocks)\.(\d+)\.conv(\d)(\.norm)?$", r"encoder.\1.\2.conv\3NORM\4"),
-    # decoder
-    (r"^input_proj\.(\d+)$", r"decoder.input_proj.\1.conv"),
-    (r"^input_proj\.(\d+)\.norm$", r"decoder.input_proj.\1.norm"),
     (r"^decoder\.layers\.(\d+)\.(self_attn|cross_attn)(\..+)?$", r"decoder.decoder.layers.\1.\2\3"),
     (r"^decoder\.layers\.(\d+)\.(norm1|norm2)$", r"decoder.decoder.layers.\1.\2"),
     (r"^decoder\.layers\.(\d+)\.ffn\.net\.0$", r"decoder.decoder.layers.\1.linear1"),
@@ -71,32 +77,23 @@ _LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked
 COMPUTED = re.compile(r"(^decoder\.(anchors|valid_mask)$|\.num_points_scale$)")
 
 
-def _branch(stage: str, block: str, conv: str) -> str:
-    """``branch2a/2b/2c`` of block ``block`` of stage ``res<stage>``."""
-    return f"backbone.res_layers.{int(stage) - 2}.blocks.{block}.branch2{'abc'[int(conv) - 1]}"
-
-
 def rtdetr_name(key: str, model: nn.Module) -> str:
     """The name in RT-DETR's checkpoints of our ``model``'s tensor ``key``."""
     node, _, leaf = key.rpartition(".")
     if leaf not in _LEAVES:
         node, leaf = key, ""
+    norm = node.endswith(".norm")
+    conv = node[: -len(".norm")] if norm else node  # a convolution's BatchNorm is its ``.norm`` child
+    for ours, theirs in _CONV_NORM:
+        m = re.match(ours, conv)
+        if m is not None:
+            name = (theirs(m, model) if callable(theirs) else m.expand(theirs)) + (".norm" if norm else ".conv")
+            return f"{name}.{leaf}" if leaf else name
     for ours, theirs in _RULES:
         m = re.match(ours, node)
-        if m is None:
-            continue
-        if theirs in ("SHORT_CONV", "SHORT_NORM"):
-            stage, block = m.group(1), m.group(2)
-            pooled = isinstance(getattr(model.backbone, f"res{stage}")[int(block)].shortcut.pool, nn.AvgPool2d)
-            base = f"backbone.res_layers.{int(stage) - 2}.blocks.{block}.short" + (".conv" if pooled else "")
-            name = base + (".conv" if theirs == "SHORT_CONV" else ".norm")
-        elif theirs in ("BRANCH_CONV", "BRANCH_NORM"):
-            name = _branch(m.group(1), m.group(2), m.group(3)) + (".conv" if theirs == "BRANCH_CONV" else ".norm")
-        else:
+        if m is not None:
             name = m.expand(theirs)
-            # a CSP layer's convolutions: ``.conv`` for the conv, ``.norm`` for its BatchNorm
-            name = name.replace("NORM.norm", ".norm") if "NORM.norm" in name else name.replace("NORM", ".conv")
-        return f"{name}.{leaf}" if leaf else name
+            return f"{name}.{leaf}" if leaf else name
     raise KeyError(f"no RT-DETR name for '{key}'")
 
 
