@@ -222,3 +222,22 @@ def test_benchmark_kd_distils_rtdetr_from_the_dino_teacher_too():
         assert os.path.isfile(os.path.join(ROOT, config)), config
     with pytest.raises(SystemExit, match="needs --family rtdetr"):
         benchmark_kd.family_arms("dino", from_dino=True)
+
+
+def test_the_checkpoint_converters_refuse_a_pair_a_missing_file_and_another_family(tmp_path):
+    """tools/convert_detrex.py and tools/convert_rtdetr.py share their refusals (kddetr.checkpoint.converter_model):
+    a teacher/student pair, an --input that does not exist; convert_rtdetr.py also a config that is no RT-DETR."""
+    dummy = tmp_path / "x.pth"
+    dummy.write_bytes(b"")
+    cases = [
+        (["tools/convert_detrex.py", "--config-file", "configs/synthetic/dino_r50_r18.py", "--input", str(dummy)],
+         "is a teacher/student pair: give the single-model config of the architecture (e.g. configs/dino_r50.py)"),
+        (["tools/convert_rtdetr.py", "--config-file", "configs/synthetic/rtdetr_r18.py", "--input",
+          str(tmp_path / "none.pth")], "does not exist: give a RT-DETR checkpoint file"),
+        (["tools/convert_rtdetr.py", "--config-file", "configs/synthetic/dino_r18.py", "--input", str(dummy)],
+         "builds a DINO, not an RTDETR"),
+    ]
+    for argv, message in cases:
+        proc = run([*argv, "--output", str(tmp_path / "out.pth")])
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "out.pth").exists()

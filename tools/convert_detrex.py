@@ -16,11 +16,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 
-import torch  # noqa: E402
-from detectron2.config import instantiate  # noqa: E402
-
-from kddetr.checkpoint import read_state_dict  # noqa: E402
-from kddetr.config import config_argument_parser, load_config  # noqa: E402
+from kddetr.checkpoint import converter_model, read_state_dict, write_converted  # noqa: E402
+from kddetr.config import config_argument_parser  # noqa: E402
 from kddetr.convert_detrex import convert_detrex_state_dict  # noqa: E402
 
 
@@ -30,26 +27,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--allow-missing", action="store_true", help="write the file even if parameters are missing")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config_file, args.opts)
-    if "student" in cfg.model:
-        raise SystemExit(f"{args.config_file} is a teacher/student pair: give the single-model config of the "
-                         "architecture (e.g. configs/dino_r50.py)")
-    if not os.path.isfile(args.input):
-        raise SystemExit(f"no checkpoint at {args.input}")
-    model = instantiate(cfg.model)
+    model = converter_model(args.config_file, args.opts, args.input, "detrex", "configs/dino_r50.py")
     state, unmatched, problems = convert_detrex_state_dict(read_state_dict(args.input), model)
-    print(f"converted {len(state)} of {len(model.state_dict())} tensors of {type(model).__name__}")
-    for key in unmatched:
-        print(f"  unmatched detrex key: {key}")
-    for p in problems:
-        print(f"  missing: {p}")
-    if problems and not args.allow_missing:
-        print(f"{len(problems)} parameters not converted; nothing written (--allow-missing writes anyway)")
-        return 1
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    torch.save({"model": state, "converted_from": os.path.abspath(args.input)}, args.output)
-    print(f"wrote {args.output}")
-    return 0
+    return write_converted(state, unmatched, problems, len(model.state_dict()), args.output, args.input, "detrex",
+                           args.allow_missing, type(model).__name__)
 
 
 if __name__ == "__main__":

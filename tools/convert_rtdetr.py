@@ -24,11 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "projects", "KDDETR"))  # kddetr from a source checkout
 
 import torch  # noqa: E402
-from detectron2.config import instantiate  # noqa: E402
 
-from kddetr.config import config_argument_parser, load_config  # noqa: E402
+from kddetr.checkpoint import converter_model, write_converted  # noqa: E402
+from kddetr.config import config_argument_parser  # noqa: E402
 from kddetr.convert_rtdetr import convert_rtdetr_state_dict, rtdetr_model_state  # noqa: E402
-from kddetr.errors import ConfigError, MissingInputError  # noqa: E402
+from kddetr.errors import ConfigError  # noqa: E402
 from kddetr.modeling import RTDETR  # noqa: E402
 
 
@@ -39,36 +39,18 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-missing", action="store_true", help="write the file even if tensors are missing")
     parser.add_argument("--backbone", action="store_true", help="--input is RT-DETR's ImageNet ResNet-vd (PResNet)")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config_file, args.opts)
-    if "student" in cfg.model:
-        raise ConfigError(f"{args.config_file} is a teacher/student pair: give the single-model RT-DETR config "
-                          "(e.g. configs/synthetic/rtdetr_r18.py)")
-    if not os.path.isfile(args.input):
-        raise MissingInputError(f"--input {args.input} does not exist: give an RT-DETR checkpoint file")
-    model = instantiate(cfg.model)
+    model = converter_model(args.config_file, args.opts, args.input, "RT-DETR", "configs/synthetic/rtdetr_r18.py")
     if not isinstance(model, RTDETR):
         raise ConfigError(f"{args.config_file} builds a {type(model).__name__}, not an RTDETR")
     theirs = rtdetr_model_state(torch.load(args.input, map_location="cpu", weights_only=False))
     if args.backbone:  # PResNet's own names: ours under backbone.*, the rest of the model is not in the file
         theirs = {f"backbone.{k}": v for k, v in theirs.items()}
     state, unmatched, problems = convert_rtdetr_state_dict(theirs, model)
-    if args.backbone:
-        state = {k: v for k, v in state.items() if k.startswith("backbone.")}
-        problems = [p for p in problems if p.startswith("backbone.")]
-    total = len([k for k in model.state_dict() if k.startswith("backbone.") or not args.backbone])
-    print(f"converted {len(state)} of {total} tensors of {type(model).__name__}" + (" (backbone)" if args.backbone
-                                                                                     else ""))
-    for key in unmatched:
-        print(f"  unmatched RT-DETR key: {key}")
-    for p in problems:
-        print(f"  missing: {p}")
-    if problems and not args.allow_missing:
-        print(f"{len(problems)} tensors not converted; nothing written (--allow-missing writes anyway)")
-        return 1
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    torch.save({"model": state, "converted_from": os.path.abspath(args.input)}, args.output)
-    print(f"wrote {args.output}")
-    return 0
+    keep = (lambda k: k.startswith("backbone.")) if args.backbone else (lambda k: True)
+    return write_converted({k: v for k, v in state.items() if keep(k)}, unmatched,
+                           [p for p in problems if keep(p)], len([k for k in model.state_dict() if keep(k)]),
+                           args.output, args.input, "RT-DETR", args.allow_missing,
+                           type(model).__name__ + (" (backbone)" if args.backbone else ""))
 
 
 if __name__ == "__main__":

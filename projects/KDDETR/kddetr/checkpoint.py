@@ -3,6 +3,7 @@ export), strict comparison of a state dict with a model, and a checkpointer that
 non-finite weights."""
 from __future__ import annotations
 
+import os
 import pickle
 from typing import Dict, List, Optional
 
@@ -124,3 +125,40 @@ class FiniteCheckpointer(DetectionCheckpointer):
                 f"{', '.join(bad[:3])}). The last good checkpoint is "
                 f"{self.get_checkpoint_file() if self.has_checkpoint() else 'none (nothing was written yet)'}.")
         super().save(name, **kwargs)
+
+
+def converter_model(config_file: str, opts: List[str], input_path: str, source: str, example: str) -> nn.Module:
+    """The model a checkpoint converter fills (tools/convert_detrex.py, tools/convert_rtdetr.py): the single
+    model of ``config_file`` with ``opts`` (a teacher/student pair is refused, naming ``example``), once the
+    ``source`` checkpoint ``input_path`` is known to exist."""
+    from detectron2.config import instantiate
+
+    from .config import load_config
+    from .errors import ConfigError, MissingInputError
+
+    cfg = load_config(config_file, opts)
+    if "student" in cfg.model:
+        raise ConfigError(f"{config_file} is a teacher/student pair: give the single-model config of the "
+                          f"architecture (e.g. {example})")
+    if not os.path.isfile(input_path):
+        raise MissingInputError(f"--input {input_path} does not exist: give a {source} checkpoint file")
+    return instantiate(cfg.model)
+
+
+def write_converted(state: Dict[str, Tensor], unmatched: List[str], problems: List[str], total: int, output: str,
+                    input_path: str, source: str, allow_missing: bool, what: str) -> int:
+    """Print what a conversion from ``source`` took (of ``total`` tensors of ``what``), every key of theirs
+    nothing took and every tensor of ours not found; write ``{"model": state}`` to ``output`` unless something
+    is missing (and not ``allow_missing``). Returns the tool's exit status."""
+    print(f"converted {len(state)} of {total} tensors of {what}")
+    for key in unmatched:
+        print(f"  unmatched {source} key: {key}")
+    for p in problems:
+        print(f"  missing: {p}")
+    if problems and not allow_missing:
+        print(f"{len(problems)} tensors not converted; nothing written (--allow-missing writes anyway)")
+        return 1
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    torch.save({"model": state, "converted_from": os.path.abspath(input_path)}, output)
+    print(f"wrote {output}")
+    return 0
