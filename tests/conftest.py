@@ -182,3 +182,17 @@ def overfit(model, batch, iters: int = 100, lr: float = 1e-3):
             window.append(total.item())
         last = total.item()
     return sum(window) / len(window), last
+
+
+def randomise_batchnorms(module: torch.nn.Module, seed=None) -> torch.nn.Module:
+    """Random BatchNorm statistics and affine terms (fresh ones are 0 / 1, which would hide a wrong fold or
+    a wrong name mapping), from ``seed`` if given, else the current torch RNG; ``module`` in eval mode."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return module.eval()

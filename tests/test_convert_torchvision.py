@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 import torchvision
-from conftest import ROOT
+from conftest import ROOT, randomise_batchnorms
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 
@@ -19,14 +19,7 @@ def random_torchvision_resnet(depth: int) -> torch.nn.Module:
     """A torchvision ResNet with random weights and random batch-norm statistics and affine terms (fresh
     ones are 0/1: a wrong mapping of them would go unseen), in eval mode."""
     torch.manual_seed(depth)
-    net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return net.eval()
+    return randomise_batchnorms(getattr(torchvision.models, f"resnet{depth}")(weights=None))
 
 
 def torchvision_features(net: torch.nn.Module, x: torch.Tensor) -> dict:

@@ -1,6 +1,7 @@
 """RT-DETR's parts: the ResNet-vd backbone and the hybrid encoder (AIFI + CCFM, RepVGG re-parameterisation)."""
 import pytest
 import torch
+from conftest import randomise_batchnorms
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 
 from kddetr.modeling.hybrid_encoder import CSPRepLayer, HybridEncoder, RepVggBlock, fuse_repvgg, sincos_2d
@@ -47,20 +48,8 @@ def test_resnet_vd_freezes_as_detectron2():
                                                                                   torch.nn.BatchNorm2d)
 
 
-def randomise_norms(module: torch.nn.Module) -> torch.nn.Module:
-    """Random BatchNorm statistics and affine terms (fresh ones are 0 / 1, which hide a wrong fold)."""
-    torch.manual_seed(0)
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return module.eval()
-
-
 def test_a_fused_repvgg_block_computes_the_same():
-    block = randomise_norms(RepVggBlock(16))
+    block = randomise_batchnorms(RepVggBlock(16), seed=0)
     x = torch.randn(2, 16, 10, 12)
     with torch.no_grad():
         before = block(x)
@@ -74,7 +63,7 @@ def test_a_fused_repvgg_block_computes_the_same():
 def test_the_fused_hybrid_encoder_computes_the_same():
     """Every RepVGG block of the encoder folded: the same outputs at every level, in eval mode."""
     shapes = {"res3": ShapeSpec(channels=32), "res4": ShapeSpec(channels=48), "res5": ShapeSpec(channels=64)}
-    enc = randomise_norms(HybridEncoder(shapes, embed_dim=32, num_heads=4, ffn_dim=64, expansion=0.5))
+    enc = randomise_batchnorms(HybridEncoder(shapes, embed_dim=32, num_heads=4, ffn_dim=64, expansion=0.5), seed=0)
     feats = {"res3": torch.randn(2, 32, 16, 16), "res4": torch.randn(2, 48, 8, 8), "res5": torch.randn(2, 64, 4, 4)}
     with torch.no_grad():
         before = enc(feats)
@@ -292,7 +281,7 @@ def test_rtdetr_exports_with_its_repvgg_blocks_fused(fmt, tmp_path):
 
     from kddetr.deploy import export_detector, run_exported, unambiguous
 
-    model = spread_scores(randomise_norms(tiny_rtdetr()))
+    model = spread_scores(randomise_batchnorms(tiny_rtdetr(), seed=0))
     image, ref = image_and_reference(model)
     path = export_detector(model, str(tmp_path / f"model.{fmt}"), 64, 64, fmt)
     assert not any(isinstance(m, RepVggBlock) and m.fused is not None for m in model.modules())  # left as it was
