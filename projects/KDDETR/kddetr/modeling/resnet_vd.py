@@ -8,7 +8,7 @@ Stages are named as Detectron2's (``stem``, ``res2``-``res5``; strides 4, 8, 16,
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import torch.nn.functional as F
 from detectron2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm
@@ -154,6 +154,3 @@ class ResNetVd(Backbone):
     @property
     def size_divisibility(self) -> int:
         return 32
-
-    def stages(self) -> List[str]:
-        return list(self.stage_names)
