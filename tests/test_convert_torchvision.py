@@ -74,3 +74,14 @@ def test_a_file_that_is_not_a_torchvision_resnet_is_refused(tmp_path):
                          capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert run.returncode != 0
     assert "not a torchvision ResNet state dict" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_missing_file_and_a_resnet_of_no_known_depth_are_refused(tmp_path):
+    """Each with one message naming the fix, exit status 1, no traceback."""
+    torch.save({k: v for k, v in random_torchvision_resnet(18).state_dict().items()
+                if not k.startswith("layer1.1.")}, tmp_path / "odd.pth")  # 1 block in layer1: (1, 2, 2, 2)
+    for argv, message in ((["--input", str(tmp_path / "none.pth")], "does not exist: give torchvision's"),
+                          (["--input", str(tmp_path / "odd.pth")], "a ResNet with (1, 2, 2, 2) blocks per stage")):
+        run = subprocess.run([sys.executable, "tools/convert_torchvision.py", *argv], cwd=ROOT, capture_output=True,
+                             text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        assert run.returncode == 1 and message in run.stderr and "Traceback" not in run.stderr, run.stderr

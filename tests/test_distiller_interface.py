@@ -135,3 +135,33 @@ if __name__ == "__main__" and "--write" in sys.argv:
     os.makedirs(os.path.dirname(RECORD), exist_ok=True)
     json.dump({name: one_step(**make()) for name, make in sorted(SHIPPED.items())}, open(RECORD, "w"), indent=1)
     print(f"wrote {RECORD}")
+
+
+def test_the_interface_refuses_what_would_clash():
+    """Something that is not a distiller, two distillers of one name, two that give one loss key, and two that
+    ask the teacher for different groups under one name are refused, each naming the problem."""
+    def model(*distillers):
+        torch.manual_seed(0)
+        return KDDETR(teacher=build_tiny_dino(embed_dim=48, ffn_dim=96, dec_layers=3), student=build_tiny_dino(),
+                      distillers=list(distillers), allow_untrained_teacher=True).train()
+
+    with pytest.raises(TypeError, match=r"Linear is not a distiller \(missing \['bind', "):
+        model(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="distillers need distinct names, got \\['logit_mimic', 'logit_mimic'\\]"):
+        model(LogitMimic(), LogitMimic())
+
+    class Renamed(LogitMimic):
+        name = "logit_mimic_2"
+
+    with pytest.raises(ValueError, match="two distillers give the loss 'loss_mimic'"):
+        model(LogitMimic(), Renamed())(synthetic_batch(2, seed=3))
+
+    class OtherDetection(Renamed):
+        def losses(self, step):
+            return {}
+
+        def teacher_groups(self, teacher_default, sampled):
+            return {DETECTION: teacher_default.first()}  # another Queries under the detection group's name
+
+    with pytest.raises(ValueError, match="ask the teacher to decode different groups named 'det'"):
+        model(LogitMimic(), OtherDetection())(synthetic_batch(2, seed=3))

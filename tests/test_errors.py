@@ -79,6 +79,10 @@ def test_missing_init_checkpoint(tmp_path):
         check_init_checkpoint(str(tmp_path / "nope.pth"))
     check_init_checkpoint("detectron2://ImageNetPretrained/torchvision/R-50.pkl")  # fetched later
     check_init_checkpoint("")
+    # RT-DETR's ImageNet ResNet-vd: the message names the converter that makes it
+    with pytest.raises(FileNotFoundError, match=r"ResNet-18-vd backbone\) does not exist: convert RT-DETR's "
+                       r"ImageNet ResNet18_vd file into it with 'tools/convert_rtdetr.py --backbone"):
+        check_init_checkpoint(str(tmp_path / "R-18-vd.pth"))
 
 
 def test_unreadable_image_names_the_file(tmp_path):

@@ -291,3 +291,27 @@ def test_rtdetr_exports_with_its_repvgg_blocks_fused(fmt, tmp_path):
     assert ranked.mean() > 0.5
     np.testing.assert_array_equal(labels[ranked], ref.pred_classes.numpy()[ranked])
     np.testing.assert_allclose(boxes[ranked], ref.pred_boxes.tensor.numpy()[ranked], atol=1e-2, rtol=0)
+
+
+def test_rtdetrs_parts_refuse_what_they_cannot_build():
+    """Each refusal names the argument, the value and what is valid."""
+    from kddetr.data.backbones import backbone_name
+    from kddetr.modeling.criterion import SetCriterion
+    from kddetr.modeling.decoders import DeformableDecoder
+    from kddetr.modeling.layers.transformer import FFN
+    from kddetr.modeling.matcher import HungarianMatcher
+
+    with pytest.raises(ValueError, match=r"ResNetVd: depth must be one of \[18, 34, 50, 101\], got 152"):
+        ResNetVd(152)
+    with pytest.raises(ValueError, match=r"unknown out_features \['res6'\]"):
+        ResNetVd(18, out_features=("res5", "res6"))
+    with pytest.raises(ValueError, match="divisible by 4, got 6"):
+        sincos_2d(2, 2, 6)
+    with pytest.raises(ValueError, match="anchor_embedding must be 'sine' or 'box', got 'mlp'"):
+        DeformableDecoder(num_layers=1, embed_dim=32, num_heads=4, ffn_dim=64, anchor_embedding="mlp")
+    with pytest.raises(ValueError, match="class_loss must be one of \\('focal', 'varifocal'\\), got 'vfl'"):
+        SetCriterion(2, HungarianMatcher(), class_loss="vfl")
+    with pytest.raises(ValueError, match="FFN activation must be one of \\['gelu', 'prelu', 'relu'\\], got 'silu'"):
+        FFN(8, 16, 0.0, activation="silu")
+    with pytest.raises(ValueError, match="variant is one of \\('', 'vd'\\), got 'b'"):
+        backbone_name(18, "b")
