@@ -241,3 +241,9 @@ def test_the_checkpoint_converters_refuse_a_pair_a_missing_file_and_another_fami
         proc = run([*argv, "--output", str(tmp_path / "out.pth")])
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not (tmp_path / "out.pth").exists()
+
+
+def test_compare_rtdetr_needs_an_rtdetr_checkout(tmp_path):
+    proc = run(["studies/compare_rtdetr.py", "--rtdetr-src", str(tmp_path)])
+    assert proc.returncode == 1 and "is not RT-DETR's rtdetrv2_pytorch folder (no src/nn/backbone/presnet.py)" in \
+        proc.stderr and "Traceback" not in proc.stderr
