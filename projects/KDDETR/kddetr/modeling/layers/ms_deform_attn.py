@@ -1,16 +1,117 @@
-"""Multi-scale deformable attention (Deformable DETR), vectorised in PyTorch.
+"""Multi-scale deformable attention (Deformable DETR): a fused kernel when one is installed, else PyTorch.
 
-The only Python loop is over feature levels (4 in practice); batch, queries, heads and
-sampling points are handled by one ``grid_sample`` per level.
+The PyTorch path's only Python loop is over feature levels (4 in practice); batch, queries, heads and
+sampling points are handled by one ``grid_sample`` per level. Under mixed precision it samples in float16
+(value, grid and weights: the ``[B * H, Dh, Q, L * P]`` samples are the largest tensor of an encoder layer)
+and in float32 under bfloat16, whose 8-bit mantissa would place a sampling point up to ~0.4 pixel off on a
+100-pixel-wide level.
+
+A fused kernel with the Deformable-DETR kernel's signature (``forward(value, spatial_shapes,
+level_start_index, sampling_locations, attention_weights, im2col_step)``, ``backward(..., grad_output,
+im2col_step)``) is used where it applies (:func:`fused_kernel`): one registered with
+:func:`register_fused_kernel`, a custom op ``torch.ops.kddetr.ms_deform_attn_forward`` / ``_backward``, or
+an installed extension (Deformable DETR's ``MultiScaleDeformableAttention``, detrex's ``detrex._C``).
+``KDDETR_MS_DEFORM_ATTN=pytorch`` in the environment keeps the PyTorch path.
 """
 from __future__ import annotations
 
+import importlib
 import math
-from typing import Optional, Sequence, Tuple
+import os
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+
+class FusedKernel(NamedTuple):
+    """A fused multi-scale deformable attention with the Deformable-DETR kernel's signature.
+
+    ``forward(value [B, S, H, Dh], spatial_shapes [L, 2] int64, level_start_index [L] int64,
+    sampling_locations [B, Q, H, L, P, 2], attention_weights [B, Q, H, L, P], im2col_step) -> [B, Q, H * Dh]``;
+    ``backward(the same five, grad_output [B, Q, H * Dh], im2col_step) -> (grad_value, grad_sampling_locations,
+    grad_attention_weights)``. ``devices``: the device types it runs on; ``dtypes``: the dtypes it takes
+    (other inputs are cast to float32 and the output back).
+    """
+
+    name: str
+    forward: Callable[..., Tensor]
+    backward: Callable[..., Sequence[Tensor]]
+    devices: Tuple[str, ...] = ("cuda",)
+    dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+
+
+#: the extension modules searched, in order: Deformable DETR's ops build, detrex's
+EXTENSIONS = ("MultiScaleDeformableAttention", "detrex._C")
+#: the batch chunk of the kernels' im2col (Deformable DETR's and detrex's 64; the kernel takes min(B, step))
+IM2COL_STEP = 64
+_registered: Optional[FusedKernel] = None
+_found: Optional[Tuple[Optional[FusedKernel]]] = None  # the search's result, cached: (kernel or None,)
+
+
+def register_fused_kernel(kernel: Optional[FusedKernel]) -> None:
+    """Use ``kernel`` wherever it applies (None: back to the search of :func:`fused_kernel`)."""
+    global _registered
+    _registered = kernel
+
+
+def _custom_op() -> Optional[FusedKernel]:
+    try:
+        ops = torch.ops.kddetr
+        return FusedKernel("torch.ops.kddetr", ops.ms_deform_attn_forward, ops.ms_deform_attn_backward)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _extension() -> Optional[FusedKernel]:
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # absent, or built for another torch: the PyTorch path serves
+            continue
+        if hasattr(module, "ms_deform_attn_forward") and hasattr(module, "ms_deform_attn_backward"):
+            return FusedKernel(name, module.ms_deform_attn_forward, module.ms_deform_attn_backward)
+    return None
+
+
+def fused_kernel() -> Optional[FusedKernel]:
+    """The fused kernel in use: the registered one, else a custom op, else an installed extension (searched once
+    per process), else None; always None with ``KDDETR_MS_DEFORM_ATTN=pytorch``."""
+    global _found
+    if os.environ.get("KDDETR_MS_DEFORM_ATTN", "").lower() == "pytorch":
+        return None
+    if _registered is not None:
+        return _registered
+    if _found is None:
+        _found = (_custom_op() or _extension(),)
+    return _found[0]
+
+
+class _Fused(torch.autograd.Function):
+    """Autograd around a :class:`FusedKernel` (its backward gives the three gradients)."""
+
+    @staticmethod
+    def forward(ctx, kernel: FusedKernel, value: Tensor, shapes: Tensor, starts: Tensor, locations: Tensor,
+                weights: Tensor) -> Tensor:
+        ctx.kernel = kernel
+        ctx.save_for_backward(value, shapes, starts, locations, weights)
+        return kernel.forward(value, shapes, starts, locations, weights, IM2COL_STEP)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        value, shapes, starts, locations, weights = ctx.saved_tensors
+        g_value, g_locations, g_weights = ctx.kernel.backward(value, shapes, starts, locations, weights,
+                                                              grad.contiguous(), IM2COL_STEP)
+        return None, g_value, None, None, g_locations, g_weights
+
+
+def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the PyTorch path samples in for values of ``dtype``: float16 stays (value, grid and weights),
+    bfloat16 becomes float32 (its grid would be too coarse), others stay."""
+    return torch.float32 if dtype == torch.bfloat16 else dtype
 
 
 def ms_deform_attn(
@@ -18,6 +119,7 @@ def ms_deform_attn(
     spatial_shapes: Sequence[Tuple[int, int]],
     sampling_locations: Tensor,
     attention_weights: Tensor,
+    spatial_shapes_t: Optional[Tensor] = None,
 ) -> Tensor:
     """Sample every level bilinearly and combine the samples with the attention weights.
 
@@ -26,23 +128,41 @@ def ms_deform_attn(
         spatial_shapes: ``[(h, w)]`` per level, Python ints (no host sync).
         sampling_locations: ``[B, Q, H, L, P, 2]`` (x, y) normalised to [0, 1].
         attention_weights: ``[B, Q, H, L, P]``, normalised over (L, P).
+        spatial_shapes_t: the same shapes as an ``[L, 2]`` int64 tensor on ``value``'s device: with it, a
+            :func:`fused_kernel` that runs on that device is used.
 
     Returns:
-        ``[B, Q, H * Dh]``.
+        ``[B, Q, H * Dh]`` in ``value``'s dtype.
     """
+    kernel = fused_kernel() if spatial_shapes_t is not None else None
+    if kernel is not None and value.device.type in kernel.devices:
+        dtype = value.dtype if value.dtype in kernel.dtypes else torch.float32
+        starts = torch.cat([spatial_shapes_t.new_zeros(1), spatial_shapes_t.prod(1).cumsum(0)[:-1]])
+        out = _Fused.apply(kernel, value.to(dtype).contiguous(), spatial_shapes_t, starts,
+                           sampling_locations.to(dtype).contiguous(), attention_weights.to(dtype).contiguous())
+        return out.to(value.dtype)
+    # explicit dtypes, autocast off: under it grid_sample would promote to the grid's float32 and the sum cast
+    # the samples to float32, a copy of the largest tensor of the layer
+    with torch.autocast(value.device.type, enabled=False):
+        return _sample(value, spatial_shapes, sampling_locations, attention_weights, sampling_dtype(value.dtype))
+
+
+def _sample(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
+            attention_weights: Tensor, dtype: torch.dtype) -> Tensor:
+    """The PyTorch path of :func:`ms_deform_attn`, in ``dtype``."""
     B, _, H, Dh = value.shape
     _, Q, _, L, P, _ = sampling_locations.shape
-    values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2.0 * sampling_locations - 1.0  # grid_sample wants [-1, 1]
+    values = value.to(dtype).split([h * w for h, w in spatial_shapes], dim=1)
+    grids = (2.0 * sampling_locations - 1.0).to(dtype)  # grid_sample wants [-1, 1]
     samples = []
     for lvl, (h, w) in enumerate(spatial_shapes):
         v = values[lvl].permute(0, 2, 3, 1).reshape(B * H, Dh, h, w)
         g = grids[:, :, :, lvl].transpose(1, 2).reshape(B * H, Q, P, 2)
         samples.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
     sampled = torch.stack(samples, dim=-2).flatten(-2)  # [B*H, Dh, Q, L*P]
-    weights = attention_weights.transpose(1, 2).reshape(B * H, 1, Q, L * P)
+    weights = attention_weights.to(dtype).transpose(1, 2).reshape(B * H, 1, Q, L * P)
     out = (sampled * weights).sum(-1).view(B, H * Dh, Q)
-    return out.transpose(1, 2).contiguous()
+    return out.transpose(1, 2).contiguous().to(value.dtype)
 
 
 class MSDeformAttn(nn.Module):
@@ -123,5 +243,5 @@ class MSDeformAttn(nn.Module):
             locations = centers + offsets / P * sizes * 0.5
         else:
             raise ValueError(f"reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}")
-        out = ms_deform_attn(v, spatial_shapes, locations, weights)
+        out = ms_deform_attn(v, spatial_shapes, locations, weights, spatial_shapes_t)
         return self.output_proj(out)
