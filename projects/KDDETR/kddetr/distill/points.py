@@ -123,10 +123,12 @@ class GeneralPoints(DistillPoints):
         self.fixed = self._draw(torch.Generator().manual_seed(self.seed)).to(self.fixed.device)
 
     def _draw(self, generator: torch.Generator) -> Tensor:
+        # drawn on the generator's device (the trainer's is a CPU one: the same points on any device)
         if self.init == "normal":
-            return torch.randn(self.num, self.query_space.dim, generator=generator)
+            return torch.randn(self.num, self.query_space.dim, generator=generator, device=generator.device)
         # keep boxes strictly inside (0, 1) so their logits stay finite
-        return inverse_sigmoid(torch.rand(self.num, 4, generator=generator).clamp(1e-4, 1 - 1e-4))
+        boxes = torch.rand(self.num, 4, generator=generator, device=generator.device)
+        return inverse_sigmoid(boxes.clamp(1e-4, 1 - 1e-4))
 
     def sample(self, generator: torch.Generator) -> Optional[Tensor]:
         return self._draw(generator) if self.resample else None

@@ -113,7 +113,7 @@ class Trainer(SimpleTrainer):
         self.grad_scaler.unscale_(self.optimizer)  # a no-op without a scaler
         grads = [p.grad for p in self._clip_params if p.grad is not None]
         norm_type = (self.clip_grad_params or {}).get("norm_type", 2.0)
-        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type) if grads else torch.zeros(())
+        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type) if grads else losses.new_zeros(())
         self._check_step(loss_dict, grad_norm)
         if self.clip_grad_params is not None:
             torch.nn.utils.clip_grads_with_norm_(self._clip_params, self.clip_grad_params["max_norm"], grad_norm)

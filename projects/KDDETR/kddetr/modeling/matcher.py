@@ -24,7 +24,8 @@ def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
         raise NonFiniteCost(f"{cost.shape[0]} x {cost.shape[1]} cost matrix holds {int((~np.isfinite(cost)).sum())} "
                             "non-finite values (NaN or inf)", cost)
     rows, cols = linear_sum_assignment(cost)
-    return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
+    cpu = torch.device("cpu")  # scipy's answer, moved to the device once for all images (assignment_to)
+    return torch.as_tensor(rows, dtype=torch.int64, device=cpu), torch.as_tensor(cols, dtype=torch.int64, device=cpu)
 
 
 class NonFiniteCost(NonFiniteError):
