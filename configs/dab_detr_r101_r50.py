@@ -6,6 +6,8 @@ Teacher: checkpoints/dab_detr_r101.pth, trained with configs/dab_detr_r101.py or
 Student: ImageNet R50 (detectron2://ImageNetPretrained/torchvision/R-50.pkl: train.init_checkpoint of
     configs/dab_detr_r50.py, loaded into the student only).
 Points: 300 general (4-D anchor boxes: general points are random anchors) + the teacher's 300 queries.
+Loss: KD-DETR's default, kd_loss() in configs/common/kd_detr.py: the sigmoid class term per image (the same on
+any number of devices); model.loss.class_term=softmax is the authors' loss, theirs exactly at 2 images per GPU.
 """
 from .common.kd_detr import kd_detr
 from .dab_detr_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401

@@ -7,6 +7,8 @@ Student: ImageNet R50 (detectron2://ImageNetPretrained/torchvision/R-50.pkl: tra
     configs/deformable_detr_r50.py, loaded into the student only).
 Points: 300 general (learned query embeddings: general points are random N(0, 1) embeddings) +
     the teacher's 300 queries.
+Loss: KD-DETR's default, kd_loss() in configs/common/kd_detr.py: the sigmoid class term per image (the same on
+any number of devices); model.loss.class_term=softmax is the authors' loss, theirs exactly at 2 images per GPU.
 """
 from .common.kd_detr import kd_detr
 from .deformable_detr_r50 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401

@@ -6,6 +6,8 @@ Teacher: a DINO R50 4-scale checkpoint trained with configs/dino_r50.py (12 or 3
 Student: ImageNet R18 backbone, torchvision's resnet18 converted by
     tools/convert_torchvision.py --depth 18 to checkpoints/R-18.pkl (train.init_checkpoint of
     configs/dino_r18.py, loaded into the student only).
+Loss: KD-DETR's default, kd_loss() in configs/common/kd_detr.py: the sigmoid class term per image (the same on
+any number of devices); model.loss.class_term=softmax is the authors' loss, theirs exactly at 2 images per GPU.
 """
 from .common.kd_detr import kd_detr
 from .dino_r18 import dataloader, lr_multiplier, optimizer, train, user_dataset  # noqa: F401

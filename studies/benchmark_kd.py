@@ -10,10 +10,11 @@ R18 from the DINO R50 teacher), or ``all``, one after the other); configs are co
    Conditional DETR 4000; or ``--teacher-iters``; DINO: 21-38 min on 2 CPU cores, DAB-DETR 44 min, Conditional
    DETR 27 min) at seed 0.
 2. Students, at equal iterations and schedule, for every seed: the R18 student alone
-   (<family>_r18.py), with KD-DETR as configured (<family>_r50_r18.py: class term per image at weight 2),
+   (<family>_r18.py), with KD-DETR as configured (<family>_r50_r18.py: the sigmoid class term per image),
    for DINO with the "inconsistent" baseline of KD-DETR Table 1 (configs/synthetic/ablations/...), with
-   ``--per-image`` KD-DETR with its class term per image at weight 1, with ``--authors-sum`` with the
-   authors' sum over the batch's images (weight 1), with ``--sigmoid`` with the sigmoid class term, with
+   ``--softmax`` KD-DETR with the authors' softmax class term (per image, weight 2), with ``--per-image``
+   with the softmax term per image at weight 1, with ``--authors-sum`` with the authors' sum over the batch's
+   images (weight 1), with ``--sigmoid`` with the sigmoid class term (the configs' now), with
    ``--detrdistill`` DETRDistill (detrdistill_<family>_r50_r18.py) and with ``--combined``
    both distillers (kd_detr_detrdistill_<family>_r50_r18.py). ``--layer-compression`` instead trains
    KD-DETR Table 3 on DAB-DETR: the R18 students with 2/2 and 1/2 encoder/decoder layers (the
@@ -58,10 +59,14 @@ FAMILIES = ["dino", "dab_detr", "deformable_detr", "deformable_detr_two_stage", 
 ONE_CLASS = "one_class/dino"
 STUDENT, KD = "student only (R18)", "KD-DETR (R50 -> R18)"
 DD, BOTH = "DETRDistill (R50 -> R18)", "KD-DETR + DETRDistill (R50 -> R18)"
-# KD-DETR's class-term settings beside the configs' (per image at weight 2, softmax): per image at weight 1,
-# the authors' sum over the process's images at weight 1, and the sigmoid (binary KL) term at T 1 and the
-# weight at which it pulls the student's logits about as hard as the configs' softmax term does at the start
-# (studies/probe_points.py --class-terms: its gradient is ~3-4x the softmax one's at weight 1; docs/RESULTS.md)
+# KD-DETR's class-term settings beside the configs' (the sigmoid term per image, T 1, weight 0.5, since
+# 2026-12-08; before, the authors' softmax term per image at weight 2, the "KD-DETR (R50 -> R18)" rows of the
+# records before then): the authors' softmax term at its defaults (T 10, per image at weight 2), the softmax
+# term per image at weight 1, the authors' sum over the process's images at weight 1, and the sigmoid (binary
+# KL) term at T 1 and weight 0.5, the weight at which it pulls the student's logits about as hard as the
+# softmax term does at the start (studies/probe_points.py --class-terms: its gradient is ~3-4x the softmax
+# one's at weight 1; docs/RESULTS.md); the default now, so --sigmoid only rebuilds the records before it
+SOFTMAX = "KD-DETR, authors' softmax class term"
 PER_IMAGE = "KD-DETR, class term per image"
 AUTHORS_SUM = "KD-DETR, authors' class sum"
 SIGMOID = "KD-DETR, sigmoid class term"
@@ -74,35 +79,41 @@ FROM_DINO = "KD-DETR from DINO R50 (-> RT-DETR R18)"
 DD_FROM_DINO = "DETRDistill from DINO R50 (-> RT-DETR R18)"
 DINO_TEACHER = "output/synthetic/dino_r50/model_final.pth"
 CLASS_TERM_ARMS = {
-    PER_IMAGE: ["model.loss.weights.cls=1.0"],
-    AUTHORS_SUM: ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"],
+    SOFTMAX: ["model.loss.class_term=softmax"],
+    PER_IMAGE: ["model.loss.class_term=softmax", "model.loss.weights.cls=1.0"],
+    AUTHORS_SUM: ["model.loss.class_term=softmax", "model.loss.normalization=authors", "model.loss.weights.cls=1.0"],
     SIGMOID: ["model.loss.class_term=sigmoid", "model.loss.temperature=1.0", "model.loss.weights.cls=0.5"],
     BOXES_ONLY: ["model.loss.weights.cls=0.0"],
 }
 #: arm -> (its command-line flag, what it trains)
 CLASS_TERM_FLAGS = {
-    PER_IMAGE: ("--per-image", "its class term per image at weight 1 (the configs': per image at weight 2, the "
-                "authors' sum at 2 images per process)"),
-    AUTHORS_SUM: ("--authors-sum", "the authors' class term, summed over the images of the process"),
-    SIGMOID: ("--sigmoid", "the sigmoid class term"),
+    SOFTMAX: ("--softmax", "the authors' softmax class term per image at weight 2 and T 10 (their loss at 2 "
+              "images per process)"),
+    PER_IMAGE: ("--per-image", "the softmax class term per image at weight 1"),
+    AUTHORS_SUM: ("--authors-sum", "the authors' softmax class term, summed over the images of the process"),
+    SIGMOID: ("--sigmoid", "the sigmoid class term at T 1, weight 0.5 (the configs' since 2026-12-08: the "
+              "same runs as the configs' arm; kept to rebuild the records from before)"),
     BOXES_ONLY: ("--boxes-only", "its class term off: what the softmax class term leaves on one class "
                  "(--family one_class/dino)"),
 }
 TAGS = {STUDENT: "student", KD: "kddetr", DD: "detrdistill", BOTH: "kddetr_detrdistill", PER_IMAGE: "kddetr_per_image",
+        SOFTMAX: "kddetr_softmax",
         AUTHORS_SUM: "kddetr_authors_sum", SIGMOID: "kddetr_sigmoid", BOXES_ONLY: "kddetr_boxes_only",
         FROM_DINO: "kddetr_from_dino", DD_FROM_DINO: "detrdistill_from_dino"}
 #: (arm, the arm it is compared with seed by seed) in a table, beside each arm's gain over the student alone
-VERSUS = [(KD, PER_IMAGE), (KD, AUTHORS_SUM), (SIGMOID, KD), (KD, BOXES_ONLY)]
+VERSUS = [(KD, SOFTMAX), (KD, PER_IMAGE), (KD, AUTHORS_SUM), (SIGMOID, KD), (KD, BOXES_ONLY)]
 
 
 def family_arms(family: str, inconsistent: bool = True, detrdistill: bool = False, combined: bool = False,
                 per_image: bool = False, skip_missing: bool = False, authors_sum: bool = False,
-                sigmoid: bool = False, boxes_only: bool = False, from_dino: bool = False) -> dict:
+                sigmoid: bool = False, boxes_only: bool = False, from_dino: bool = False,
+                softmax: bool = False) -> dict:
     """arm -> (config, overrides) of ``family``; ``skip_missing`` (``--family all``) leaves out the
     distiller arms a family has no config for instead of refusing. ``from_dino`` (RT-DETR only): also the
     student distilled from the DINO R50 teacher (and with ``detrdistill`` by DETRDistill from it)."""
     arms = {STUDENT: (f"configs/synthetic/{family}_r18.py", []), KD: (f"configs/synthetic/{family}_r50_r18.py", [])}
-    for arm, on in ((PER_IMAGE, per_image), (AUTHORS_SUM, authors_sum), (SIGMOID, sigmoid), (BOXES_ONLY, boxes_only)):
+    for arm, on in ((SOFTMAX, softmax), (PER_IMAGE, per_image), (AUTHORS_SUM, authors_sum), (SIGMOID, sigmoid),
+                    (BOXES_ONLY, boxes_only)):
         if on:  # the pair config with KD-DETR's class term set otherwise (KDDETRLoss.normalization, class_term)
             arms[arm] = (f"configs/synthetic/{family}_r50_r18.py", CLASS_TERM_ARMS[arm])
     if family == "dino" and inconsistent:
@@ -205,7 +216,7 @@ def run_arms(args) -> dict:
     else:
         arms = {**family_arms(args.family, not args.no_inconsistent, args.detrdistill, args.combined, args.per_image,
                               skip_missing=args.all_families, authors_sum=args.authors_sum, sigmoid=args.sigmoid,
-                              boxes_only=args.boxes_only, from_dino=args.from_dino),
+                              boxes_only=args.boxes_only, from_dino=args.from_dino, softmax=args.softmax),
                 **(ABLATIONS if args.ablations else {})}
         if args.no_alone:
             del arms[STUDENT]
@@ -280,8 +291,8 @@ def table(runs, teacher_eval, iters, seeds, family="dino") -> str:
         finals = [rows[-1][1] for rows in by_seed.values()]
         lines.append(f"| {arm} | " + " | ".join(fmt([f[k] for f in finals]) for k in METRICS) + " |")
     comparisons = [(arm, ALONE_BASELINE[arm]) for arm in runs if arm in ALONE_BASELINE]
-    comparisons += [(arm, STUDENT) for arm in (KD, PER_IMAGE, AUTHORS_SUM, SIGMOID, "inconsistent baseline", DD, BOTH,
-                                               FROM_DINO, DD_FROM_DINO)
+    comparisons += [(arm, STUDENT) for arm in (KD, SOFTMAX, PER_IMAGE, AUTHORS_SUM, SIGMOID, "inconsistent baseline",
+                                               DD, BOTH, FROM_DINO, DD_FROM_DINO)
                     if arm in runs and STUDENT in runs]
     comparisons += [(arm, other) for arm, other in VERSUS if arm in runs and other in runs]
     summary = []

@@ -100,7 +100,8 @@ def test_instance_distillation_losses_in_float32(target_aware):
         torch.testing.assert_close(amp[k].float(), ref[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-@pytest.mark.parametrize("loss", [KDDETRLoss(), KDDETRLoss(normalization="per_image"), BaselineKDLoss()])
+@pytest.mark.parametrize("loss", [KDDETRLoss(), KDDETRLoss(class_term="softmax"), KDDETRLoss(normalization="authors"),
+                                  BaselineKDLoss()])
 def test_kd_detr_losses_in_float32(loss):
     s, t = outputs(0), outputs(1)
     valid = torch.rand(B, N, generator=torch.Generator().manual_seed(4)) > 0.3

@@ -67,8 +67,8 @@ def test_kd_pair_configs_say_where_weights_come_from():
     assert cfg.model.teacher.backbone.stages.depth == 50 and cfg.model.student.backbone.stages.depth == 18
     assert cfg.model.points[0].num == 900 and "TeacherQueries" in str(cfg.model.points[1]._target_)
     assert cfg.model.points[0].init == "normal" and cfg.model.points[0].resample
-    assert cfg.model.loss.temperature == 10 and dict(cfg.model.loss.weights) == {"cls": 2.0, "l1": 5.0, "giou": 2.0}
-    assert cfg.model.loss.normalization == "per_image"  # x 2: the authors' loss at their 16 images on 8 GPUs
+    assert cfg.model.loss.class_term == "sigmoid" and cfg.model.loss.normalization == "per_image"
+    assert cfg.model.loss.temperature is None and cfg.model.loss.weights.cls is None  # the class term's defaults
     assert cfg.train.max_iter == 90000 and cfg.model.teacher_weights and cfg.train.init_checkpoint.endswith("R-18.pkl")
     cfg = LazyConfig.load(os.path.join(ROOT, "configs/dino_r101_r50.py"))
     assert cfg.model.teacher.backbone.stages.depth == 101 and cfg.model.student.backbone.stages.depth == 50
@@ -87,8 +87,9 @@ def test_family_configs_keep_the_papers_settings(path, queries, epochs_iters):
 
 
 def test_every_pair_config_ships_the_layout_invariant_class_term_and_the_teacher_check():
-    """No pair config, tool or the demo sets KD-DETR's normalisation: the default (per image) is what they
-    use, at the weight that is the authors' loss at their layout, and every pair checks its teacher."""
+    """No pair config, tool or the demo sets KD-DETR's normalisation or class term: the defaults (the sigmoid
+    term per image, at the class term's temperature and weight) are what they use, and every pair checks its
+    teacher."""
     from kddetr.distill import KDDETR
 
     paths = [p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
@@ -100,13 +101,28 @@ def test_every_pair_config_ships_the_layout_invariant_class_term_and_the_teacher
         cfg = configs[path]
         assert dict(cfg.model.teacher_check) == {"images": 50, "min_ap": 1.0}, path
         if cfg.model.get("loss") is not None and cfg.model.loss._target_ is KDDETRLoss:
-            assert "normalization" not in cfg.model.loss or cfg.model.loss.normalization == "per_image", path
-            if cfg.model.loss.get("class_term", "softmax") == "softmax":  # the one-class pair's is the sigmoid one
-                assert cfg.model.loss.weights.cls == 2.0, path
+            loss = instantiate(cfg.model.loss)
+            assert (loss.normalization, loss.class_term, loss.temperature) == ("per_image", "sigmoid", 1.0), path
+            assert loss.weights["cls"] == 0.5, path
     for root in ("configs", "tools"):
         for path in glob.glob(os.path.join(ROOT, root, "**", "*.py"), recursive=True):
-            text = open(path).read()
-            assert "normalization=per_image" not in text and 'normalization = "per_image"' not in text, path
+            if path.endswith(os.path.join("common", "kd_detr.py")):  # where the defaults are
+                continue
+            code = code_strings_and_keywords(open(path).read())
+            for setting in ("normalization", "class_term", "model.loss.temperature", "model.loss.weights.cls"):
+                assert not any(setting in c for c in code), (path, setting)
+
+
+def code_strings_and_keywords(source: str):
+    """The string constants (docstrings left out) and call keyword names of a Python source."""
+    import ast
+
+    tree = ast.parse(source)
+    docs = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(
+        n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(n) is not None}
+    out = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+           and id(n) not in docs]
+    return out + [k.arg for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords if k.arg]
 
 
 def test_pair_configs_use_the_papers_point_counts_and_layer_compression():

@@ -39,18 +39,20 @@ def detrdistill():
                        assignment=AssignmentDistillation())
 
 
-#: name -> KDDETR arguments of each shipped distiller (and the two together)
+#: name -> KDDETR arguments of each shipped distiller (and the two together); "kd_detr" was recorded with the
+#: then default class term, the authors' softmax one (the default has been the sigmoid one since)
 SHIPPED = {
-    "kd_detr": lambda: dict(points=[GeneralPoints(num=12), TeacherQueries()], loss=KDDETRLoss()),
+    "kd_detr": lambda: dict(points=[GeneralPoints(num=12), TeacherQueries()], loss=KDDETRLoss(class_term="softmax")),
     "kd_detr_sigmoid": lambda: dict(points=[GeneralPoints(num=12), TeacherQueries()],
-                                    loss=KDDETRLoss(class_term="sigmoid", temperature=1.0)),
+                                    loss=KDDETRLoss(class_term="sigmoid", temperature=1.0,
+                                                    weights={"cls": 2.0})),  # the then default weight
     "kd_detr_authors_sum": lambda: dict(points=[GeneralPoints(num=12, init="uniform"), TeacherQueries(num=5)],
-                                        loss=KDDETRLoss(normalization="authors", weights=dict(cls=1.0, l1=5.0,
-                                                                                              giou=2.0))),
+                                        loss=KDDETRLoss(class_term="softmax", normalization="authors")),
     "baseline_inconsistent": lambda: dict(points=[Inconsistent()], loss=BaselineKDLoss()),
     "baseline_similar_general": lambda: dict(points=[SimilarGeneral()], loss=BaselineKDLoss()),
     "detrdistill": lambda: dict(detrdistill=detrdistill()),
-    "kd_detr_and_detrdistill": lambda: dict(points=[GeneralPoints(num=12), TeacherQueries()], loss=KDDETRLoss(),
+    "kd_detr_and_detrdistill": lambda: dict(points=[GeneralPoints(num=12), TeacherQueries()],
+                                            loss=KDDETRLoss(class_term="softmax"),
                                             detrdistill=detrdistill()),
 }
 

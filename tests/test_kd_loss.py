@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, build_tiny_dino, synthetic_batch
-from detectron2.config import LazyConfig
+from detectron2.config import LazyConfig, instantiate
 
 from kddetr.distill import (
     KDDETR,
@@ -90,13 +90,14 @@ def close(actual, expected):
 
 
 # ---- KD-DETR ------------------------------------------------------------------------------------
+SOFTMAX = dict(class_term="softmax")  # the authors' class term, at its defaults (T 10, weight 2 per image)
 AUTHORS = dict(normalization="authors", weights={"cls": 1.0, "l1": 5.0, "giou": 2.0})  # their code at any layout
 
 
 def test_kd_detr_authors_option_equals_the_authors_formula():
     s_logits, s_boxes = random_predictions(2, seed=0)
     t_logits, t_boxes = random_predictions(3, seed=1)  # a deeper teacher: only its last layer counts
-    losses = KDDETRLoss(**AUTHORS)([PointPairs(s_logits, s_boxes, t_logits, t_boxes)])
+    losses = KDDETRLoss(**SOFTMAX, **AUTHORS)([PointPairs(s_logits, s_boxes, t_logits, t_boxes)])
     assert set(losses) == {f"loss_kd_{n}{tag}" for n in ("cls", "l1", "giou") for tag in ("", "_0")}
     for layer, tag in ((0, "_0"), (1, "")):
         ref = ref_kd_detr(s_logits[layer], s_boxes[layer], t_logits[-1], t_boxes[-1])
@@ -105,20 +106,23 @@ def test_kd_detr_authors_option_equals_the_authors_formula():
         close(losses[f"loss_kd_giou{tag}"], 2.0 * ref["giou"])
 
 
-def test_kd_detr_default_is_the_authors_loss_at_their_layout():
-    """The default (class term per image, weight 2) on a process of 2 images, the authors' layout (16
-    images on 8 GPUs), is their loss to the digit; on 3 images it is not (their sum grows with them)."""
+def test_kd_detr_softmax_term_is_the_authors_loss_at_their_layout():
+    """``class_term="softmax"`` at its defaults (per image, T 10, weight 2) on a process of 2 images, the
+    authors' layout (16 images on 8 GPUs), is their loss to the digit; on 3 images it is not (their sum grows
+    with them). ``normalization="authors"`` alone halves the default weight: their code's 1."""
     for B, equal in ((2, True), (3, False)):
         s_logits, s_boxes = random_predictions(2, B=B, seed=2)
         t_logits, t_boxes = random_predictions(2, B=B, seed=3)
         pairs = [PointPairs(s_logits, s_boxes, t_logits, t_boxes)]
-        default, authors = KDDETRLoss()(pairs), KDDETRLoss(**AUTHORS)(pairs)
+        default, authors = KDDETRLoss(**SOFTMAX)(pairs), KDDETRLoss(**SOFTMAX, **AUTHORS)(pairs)
         assert set(default) == set(authors)
         for k in default:
             if equal or not k.startswith("loss_kd_cls"):
                 close(default[k], authors[k])
             else:
                 close(default[k], authors[k] * 2 / B)
+    assert KDDETRLoss(**SOFTMAX, normalization="authors").weights == AUTHORS["weights"]
+    assert KDDETRLoss(**SOFTMAX).temperature == T
     with pytest.raises(ValueError, match="normalization"):
         KDDETRLoss(normalization="mean")
     with pytest.raises(ValueError, match="class_term"):
@@ -155,7 +159,7 @@ def test_kd_detr_class_term_sums_over_images():
     t_logits, t_boxes = random_predictions(1, B=2, seed=5)
     once = PointPairs(s_logits, s_boxes, t_logits, t_boxes)
     twice = PointPairs(*(torch.cat([x, x], 1) for x in (s_logits, s_boxes, t_logits, t_boxes)))
-    authors, per_image = KDDETRLoss(**AUTHORS), KDDETRLoss()
+    authors, per_image = KDDETRLoss(**SOFTMAX, **AUTHORS), KDDETRLoss(**SOFTMAX)
     a1, a2 = authors([once]), authors([twice])
     close(a2["loss_kd_cls"], 2 * a1["loss_kd_cls"])
     close(a2["loss_kd_l1"], a1["loss_kd_l1"])
@@ -182,25 +186,25 @@ def test_kd_detr_sigmoid_class_term_is_a_binary_kl_per_class(K):
     t_logits, t_boxes = random_predictions(2, K=K, seed=17)
     B = s_logits.shape[1]
     pairs = [PointPairs(s_logits, s_boxes, t_logits, t_boxes)]
-    losses = KDDETRLoss(class_term="sigmoid")(pairs)
+    losses = KDDETRLoss(class_term="sigmoid", temperature=T, weights={"cls": 2.0})(pairs)
     s, t = s_logits[-1].flatten(0, 1), t_logits[-1].flatten(0, 1)
     w = t.double().sigmoid().max(1)[0]
     close(losses["loss_kd_cls"], 2.0 * (ref_binary_kl(s, t) * w).sum() / B)
     assert losses["loss_kd_cls"] > 1e-3
-    softmax = KDDETRLoss()(pairs)["loss_kd_cls"]
+    softmax = KDDETRLoss(**SOFTMAX)(pairs)["loss_kd_cls"]
     assert (softmax.abs() < 1e-6) if K == 1 else (softmax > 1e-3)
     same = KDDETRLoss(class_term="sigmoid")([PointPairs(t_logits, t_boxes, t_logits, t_boxes)])
     assert same["loss_kd_cls"].abs() < 1e-5
 
 
-@pytest.mark.parametrize("loss", [KDDETRLoss(), BaselineKDLoss()])
+@pytest.mark.parametrize("loss", [KDDETRLoss(**SOFTMAX), BaselineKDLoss()])
 def test_a_softmax_class_term_on_one_class_is_refused(loss):
     teacher, student = build_tiny_dino(num_classes=1), build_tiny_dino(num_classes=1)
     points = [TeacherQueries()] if isinstance(loss, KDDETRLoss) else [Inconsistent()]
     with pytest.raises(ValueError, match="with 1 class it is 0 whatever the logits") as e:
         KDDETR(teacher=teacher, student=student, points=points, loss=loss, allow_untrained_teacher=True)
     assert "class_term" in str(e.value) and "sigmoid" in str(e.value)  # the fix is named
-    KDDETR(teacher=teacher, student=student, points=[TeacherQueries()], loss=KDDETRLoss(class_term="sigmoid"),
+    KDDETR(teacher=teacher, student=student, points=[TeacherQueries()], loss=KDDETRLoss(),
            allow_untrained_teacher=True)
 
 
@@ -320,7 +324,9 @@ def test_table1_ablation_configs_use_the_baseline_loss(name):
     assert cfg.model.loss._target_ is BaselineKDLoss
     assert dict(cfg.model.loss.weights) == {"cls": 10.0, "l1": 1.0} and cfg.model.loss.temperature == 10
     assert cfg.model.loss.beta == pytest.approx(1 / 9) and cfg.model.loss.layers == "all"
-    # the method's configs: the class term per image at weight 2, the authors' loss at their layout
+    # the method's configs: the sigmoid class term per image at its defaults (T 1, weight 0.5)
     cfg = LazyConfig.load(os.path.join(ROOT, "configs/synthetic/dino_r50_r18.py"))
     assert cfg.model.loss._target_ is KDDETRLoss and cfg.model.loss.normalization == "per_image"
-    assert dict(cfg.model.loss.weights) == {"cls": 2.0, "l1": 5.0, "giou": 2.0}
+    loss = instantiate(cfg.model.loss)
+    assert loss.class_term == "sigmoid" and loss.temperature == 1.0
+    assert loss.weights == {"cls": 0.5, "l1": 5.0, "giou": 2.0}

@@ -11,7 +11,7 @@ from kddetr.distill import (
     SimilarGeneral,
     TeacherQueries,
 )
-from kddetr.distill.kd_detr import AUTHORS_IMAGES_PER_PROCESS, BaselineKDLoss
+from kddetr.distill.kd_detr import BaselineKDLoss
 
 
 def kd_points(*, general=900, specific=True, init="normal", resample=True):
@@ -23,13 +23,16 @@ def kd_points(*, general=900, specific=True, init="normal", resample=True):
     return points
 
 
-def kd_loss(*, temperature=10.0, cls=float(AUTHORS_IMAGES_PER_PROCESS), l1=5.0, giou=2.0, layers="all",
-            foreground_weight=True, normalization="per_image", class_term="softmax"):
+def kd_loss(*, class_term="sigmoid", temperature=None, cls=None, l1=5.0, giou=2.0, layers="all",
+            foreground_weight=True, normalization="per_image"):
     """Eq. 3-5: KL with temperature on classes, L1 + GIoU on boxes, foreground-weighted.
+    ``class_term``: ``"sigmoid"`` (default: a binary KL per class on the sigmoid scores, T 1, ``cls`` 0.5) or
+    ``"softmax"`` (the authors': T 10, ``cls`` 2). ``temperature`` and ``cls`` left None follow the class term
+    (``CLASS_TERM_DEFAULTS``), so ``model.loss.class_term=softmax`` alone is the authors' loss.
     ``normalization="per_image"``: the class term is divided by the images of the process, the same loss
-    on 1, 8 or 16 devices; at ``cls=2`` it is the authors' exactly at their layout (2 images per GPU).
-    ``"authors"`` (with ``cls=1``): their sum over all points of all images of a process, at any layout.
-    ``class_term``: ``"softmax"`` (the authors') or ``"sigmoid"`` (a binary KL per class)."""
+    on 1, 8 or 16 devices; softmax at ``cls=2`` is the authors' exactly at their layout (2 images per GPU).
+    ``"authors"``: their sum over all points of all images of a process (default ``cls`` halved: softmax 1, as
+    their code, at any layout)."""
     return L(KDDETRLoss)(temperature=temperature, weights=dict(cls=cls, l1=l1, giou=giou), layers=layers,
                          foreground_weight=foreground_weight, normalization=normalization, class_term=class_term)
 
@@ -42,8 +45,8 @@ TEACHER_CHECK = dict(images=50, min_ap=1.0)
 def kd_detr(*, teacher, student, teacher_weights, general, specific=True, loss=None, **options):
     """The distillation META_ARCH with KD-DETR as every pair config ships it: ``general`` random points (the
     papers use as many as the teacher's detection queries) and, if ``specific``, the teacher's own queries;
-    the default :func:`kd_loss` unless ``loss`` is given (its class term per image at weight 2: the authors'
-    loss at their 2 images per GPU, the same on any layout); the teacher check. ``options``: further
+    the default :func:`kd_loss` unless ``loss`` is given (its sigmoid class term per image: the same loss on any
+    layout); the teacher check. ``options``: further
     ``KDDETR`` arguments (e.g. ``detrdistill=``)."""
     return L(KDDETR)(teacher=teacher, teacher_weights=teacher_weights, teacher_check=dict(TEACHER_CHECK),
                      student=student, points=kd_points(general=general, specific=specific),

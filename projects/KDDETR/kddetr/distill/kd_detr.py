@@ -27,6 +27,12 @@ CLASS_TERMS = ("softmax", "sigmoid")
 #: Images per process of KD-DETR's runs (16 on 8 GPUs). The authors' class term is summed over them, so the
 #: per-image term at weight ``AUTHORS_IMAGES_PER_PROCESS`` is their loss exactly at their layout.
 AUTHORS_IMAGES_PER_PROCESS = 2
+#: ``class_term`` -> (temperature, class weight per image) used when a config leaves them unset (None). Sigmoid:
+#: T 1 at weight 0.5, the default, which beat the softmax term on DINO and Deformable DETR, 3 seeds each
+#: (docs/RESULTS.md, "The class term per image, by default"). Softmax: the authors' T 10 at weight
+#: ``AUTHORS_IMAGES_PER_PROCESS``, their loss exactly at their layout. With ``normalization="authors"`` the weight
+#: is divided by ``AUTHORS_IMAGES_PER_PROCESS`` (softmax: their weight 1 on their sum).
+CLASS_TERM_DEFAULTS = {"sigmoid": (1.0, 0.5), "softmax": (10.0, float(AUTHORS_IMAGES_PER_PROCESS))}
 
 
 def kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) -> Tensor:
@@ -59,8 +65,8 @@ def binary_kl_per_point(s_logits: Tensor, t_logits: Tensor, temperature: float) 
 CLASS_DIVERGENCES = {"softmax": kl_per_point, "sigmoid": binary_kl_per_point}
 
 
-SIGMOID_FIX = ("Set model.loss.class_term=sigmoid (a binary KL per class on the sigmoid scores; with "
-               "model.loss.temperature=1.0 model.loss.weights.cls=0.5 as configs/synthetic/one_class/dino_r50_r18.py).")
+SIGMOID_FIX = ("Set model.loss.class_term=sigmoid (the default: a binary KL per class on the sigmoid scores, "
+               "which works for one class).")
 
 
 def check_class_term(owner: str, class_term: str, num_classes: int, fix: str = SIGMOID_FIX) -> None:
@@ -91,9 +97,9 @@ class KDDETRLoss(nn.Module):
     logits ``s_i`` (``[K]``, sigmoid-trained), boxes ``b^t_i`` and ``b^s_i`` (cxcywh):
 
     * ``w_i = max_k sigmoid(t_ik)``, detached (1 when ``foreground_weight=False``; 0 on invalid points),
-    * ``D_i``: ``class_term="softmax"`` (the authors') ``T^2 / K * sum_k p^t_ik (log p^t_ik - log p^s_ik)``
-      with ``p = softmax(logits / T)``; ``"sigmoid"``: ``T^2 * sum_k KL(Bern(q^t_ik) || Bern(q^s_ik))``
-      with ``q = sigmoid(logits / T)``,
+    * ``D_i``: ``class_term="sigmoid"`` (default) ``T^2 * sum_k KL(Bern(q^t_ik) || Bern(q^s_ik))`` with
+      ``q = sigmoid(logits / T)``; ``"softmax"`` (the authors') ``T^2 / K * sum_k p^t_ik (log p^t_ik - log
+      p^s_ik)`` with ``p = softmax(logits / T)``,
     * class term ``sum_i w_i D_i / B`` (``normalization="per_image"``, default) or ``sum_i w_i D_i``
       (``"authors"``: summed over all points of all images of the process, no division),
     * L1 term ``sum_i w_i |b^s_i - b^t_i|_1 / 4 / sum_i w_i`` (mean over the 4 coordinates),
@@ -101,9 +107,14 @@ class KDDETRLoss(nn.Module):
 
     Batch layout: DDP averages the processes' gradients, so the authors' sum weighs ``B`` times more on
     a process of ``B`` images (8 GPUs x 2 images, 4 x 4 and 1 x 8 train differently). The per-image term
-    does not depend on the layout; at the default weight ``cls = AUTHORS_IMAGES_PER_PROCESS`` (2) it is
-    the authors' loss exactly at their layout (16 images on 8 GPUs), and stays that on any other
-    (``tests/test_kd_loss.py``). ``normalization="authors"`` keeps their sum at any layout.
+    does not depend on the layout. With ``class_term="softmax"`` its default weight is
+    ``AUTHORS_IMAGES_PER_PROCESS`` (2) and its temperature 10: the authors' loss exactly at their layout (16
+    images on 8 GPUs), and the same on any other (``tests/test_kd_loss.py``). ``normalization="authors"``
+    keeps their sum at any layout.
+
+    The class term's softmax over the classes of sigmoid-trained logits cannot see how sure the teacher is
+    that anything is there (the logits' common level), and is 0 for one class; the sigmoid term sees both
+    and trained better students (``CLASS_TERM_DEFAULTS``), so it is the default.
 
     Every distilled student layer is compared with the teacher's last layer (``PointPairs.t_*[-1]``).
 
@@ -112,25 +123,32 @@ class KDDETRLoss(nn.Module):
     point sets, each multiplied by its weight.
 
     Args:
-        temperature: T (authors: 10).
-        weights: ``cls``, ``l1``, ``giou`` (default 2, 5, 2: the authors' 1, 5, 2 with their class sum
-            over 2 images per process).
+        temperature: T; None: the class term's default (``CLASS_TERM_DEFAULTS``: sigmoid 1, softmax 10).
+        weights: ``cls``, ``l1``, ``giou`` (default: the class term's ``cls``, 5, 2; softmax per image:
+            2, 5, 2, the authors' 1, 5, 2 with their class sum over 2 images per process). A missing or None
+            ``cls`` is the class term's default.
         layers: ``"all"`` student decoder layers or only the ``"last"``.
         foreground_weight: weight each point by the teacher's max class probability (Table 5).
         normalization: ``"per_image"`` (default) or ``"authors"``.
-        class_term: ``"softmax"`` (the authors') or ``"sigmoid"``.
+        class_term: ``"sigmoid"`` (default) or ``"softmax"`` (the authors').
     """
 
-    def __init__(self, temperature: float = 10.0, weights: Optional[Dict[str, float]] = None, layers: str = "all",
-                 foreground_weight: bool = True, normalization: str = "per_image", class_term: str = "softmax"):
+    def __init__(self, temperature: Optional[float] = None, weights: Optional[Dict[str, Optional[float]]] = None,
+                 layers: str = "all", foreground_weight: bool = True, normalization: str = "per_image",
+                 class_term: str = "sigmoid"):
         super().__init__()
         _check_layers("KDDETRLoss", layers)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"KDDETRLoss.normalization must be one of {NORMALIZATIONS}, got '{normalization}'")
         if class_term not in CLASS_TERMS:
             raise ValueError(f"KDDETRLoss.class_term must be one of {CLASS_TERMS}, got '{class_term}'")
-        self.temperature = temperature
-        self.weights = dict(weights or {"cls": float(AUTHORS_IMAGES_PER_PROCESS), "l1": 5.0, "giou": 2.0})
+        default_t, default_cls = CLASS_TERM_DEFAULTS[class_term]
+        if normalization == "authors":
+            default_cls /= AUTHORS_IMAGES_PER_PROCESS
+        self.temperature = default_t if temperature is None else temperature
+        self.weights = {"cls": None, "l1": 5.0, "giou": 2.0, **(weights or {})}
+        if self.weights.get("cls") is None:
+            self.weights["cls"] = default_cls
         self.layers, self.foreground_weight, self.normalization = layers, foreground_weight, normalization
         self.class_term = class_term
 
@@ -221,7 +239,7 @@ class BaselineKDLoss(nn.Module):
         """Refuse the softmax class term on one class (zero by construction)."""
         check_class_term("BaselineKDLoss", "softmax", num_classes,
                          fix="The Table 1 baselines are defined with it; on one class use KD-DETR's loss "
-                         "(kd_loss(class_term='sigmoid') in configs/common/kd_detr.py).")
+                         "(kd_loss() in configs/common/kd_detr.py: its default class_term=sigmoid works on one class).")
 
     def terms(self, s_logits: Tensor, s_boxes: Tensor, t_logits: Tensor, t_boxes: Tensor, valid: Optional[Tensor]
               ) -> Dict[str, Tensor]:
