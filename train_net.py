@@ -135,6 +135,7 @@ def do_train(args, cfg):
         sampler=sampler,
         samples_per_iter=cfg.dataloader.train.total_batch_size // comm.get_world_size(),
         max_unreadable_fraction=cfg.train.get("max_unreadable_fraction", 0.01),
+        gather_metric_period=cfg.train.log_period,  # the losses reach the host when they are written
     )
     # base of the per-step random streams (the same on every process; --resume restores it)
     kwargs["seed"] = cfg.train.seed if cfg.train.seed >= 0 else comm.shared_random_seed()

@@ -16,7 +16,10 @@ R50 -> R18 pair with KD-DETR and, where their configs exist (DINO), DETRDistill 
 * Peak memory of each step, run once before the timing (CUDA: ``max_memory_allocated``; CPU: the
   process's resident set sampled every 2 ms), and in brackets the step's own share, the peak
   minus what was in memory when it started (:func:`kddetr.benchmark.peak_memory_mib`). The peak
-  includes every model the tool holds (all configs' teachers and students).
+  includes every model the tool holds (all configs' teachers and students). On the CPU also an estimate of
+  an accelerator's memory for the step: the bytes of the step's model and optimizer (weights, buffers,
+  gradients, optimizer states) plus the peak of the step's own live tensors
+  (:class:`kddetr.benchmark.LiveTensors`), float32.
 * Step times: forward + backward + optimizer step, median over ``--iters`` steps after
   ``--warmup``, every step interleaved with the others so that slow phases of the machine hit
   all of them. Each distillation step is also split: the teacher's inference on its
@@ -148,7 +151,14 @@ def main() -> None:
     import torch
     from detectron2.config import instantiate
 
-    from kddetr.benchmark import describe_device, fixed_batches, interleaved_times, peak_memory_mib, resized_batches
+    from kddetr.benchmark import (
+        describe_device,
+        fixed_batches,
+        held_mib,
+        interleaved_times,
+        peak_memory_mib,
+        resized_batches,
+    )
     from kddetr.config import load_config
 
     configs = {os.path.basename(p)[:-3]: p for p in args.config} if args.config else family_configs(args.family)
@@ -194,16 +204,30 @@ def main() -> None:
         parts[name] = list(model_steps)
         steps.update(model_steps)
     memory = peak_memory_mib(steps, device)  # once each, lightest first, before the timing
+    # what an accelerator would hold: the step's model and optimizer (after that first step: with gradients and
+    # optimizer states) and the peak of the step's own tensors
+    held = {"student alone": held_mib(alone, opt_alone)}
+    for name, labels in parts.items():
+        held.update({label: held_mib(models[name], optimizers[name]) for label in labels})
     med = interleaved_times(steps, len(batches), args.warmup, args.iters, device)
     base = med["student alone"]
     size = tuple(batches[0][0]["image"].shape[1:])
-    mem_label = ("CUDA max allocated MiB (the step's own)" if torch.device(device).type == "cuda"
-                 else "peak RSS MiB (the step's own)")
+    cuda = torch.device(device).type == "cuda"
+    mem_label = "CUDA max allocated MiB (the step's own)" if cuda else \
+        "peak RSS MiB (the step's own) | accelerator estimate MiB: held + the step's tensors"
     lines += [f"Training step time (forward + backward + optimizer step), batch {len(batches[0])} of {size[0]} x "
               f"{size[1]} px, {describe_device(device)}, median of {args.iters} steps after {args.warmup} warm-up:", "",
-              f"| step | seconds | vs the student alone | {mem_label} |", "|---|---|---|---|"]
+              f"| step | seconds | vs the student alone | {mem_label} |",
+              "|---|---|---|---|" + ("" if cuda else "---|")]
     lines += [f"| {name} | {t:.3f} | {t / base:.2f}x | {memory[name][0]:.0f} ({memory[name][1]:.0f}) |"
+              + ("" if cuda else f" {held[name] + memory[name][2]:.0f} = {held[name]:.0f} + {memory[name][2]:.0f} |")
               for name, t in med.items()]
+    if not cuda:
+        lines += ["", "The accelerator estimate is the bytes of the tensors a CUDA step would hold, counted on this "
+                  "CPU step (kddetr.benchmark.LiveTensors, held_mib): the models' weights, buffers and gradients "
+                  "and the optimizer's states, plus the peak of the step's own tensors; without the CUDA context, "
+                  "the caching allocator's rounding and fragmentation and library workspaces (add roughly 0.5-1 "
+                  "GiB), and in float32 (no mixed precision). Not measured on a GPU."]
     lines.append("")
     for name, labels in parts.items():
         t, sp, kd = (med[label] for label in labels)

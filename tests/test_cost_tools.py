@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, synthetic_batch
@@ -64,6 +65,26 @@ def test_peak_memory_of_a_cpu_step_is_what_it_allocates():
     assert list(mem) == ["small", "big"]
     assert mem["small"][1] < 32 and 250 < mem["big"][1] < 400  # 256 MiB touched by the step
     assert mem["big"][0] >= mem["big"][1]
+    assert mem["small"][2] == 0 and mem["big"][2] == 256  # the step's own tensors, exactly
+
+
+def test_live_tensors_count_each_storage_once_until_it_is_freed():
+    from kddetr.benchmark import LiveTensors, held_mib
+
+    with LiveTensors() as live:
+        a = torch.ones(2 ** 18)  # 1 MiB
+        view = a[10:]  # the same storage
+        b = torch.ones(2 ** 19)  # 2 MiB
+        del a, view
+        c = torch.ones(2 ** 17)  # 0.5 MiB, after a is gone
+    assert live.peak_bytes == 3 * 2 ** 20 and live.live_bytes == 2.5 * 2 ** 20
+    del b, c
+    assert live.live_bytes == 0
+    model = torch.nn.Linear(256, 256)  # 256 x 257 float32
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 256)).sum().backward()
+    opt.step()
+    assert held_mib(model, opt) == pytest.approx(4 * 256 * 257 * 4 / 2 ** 20 + 8 / 2 ** 20)  # + AdamW's steps
 
 
 def test_benchmark_inference_tool_writes_its_table(tmp_path):

@@ -15,6 +15,7 @@ import os
 import statistics
 import threading
 import time
+import weakref
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -22,11 +23,13 @@ import torch
 from detectron2.utils.analysis import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from .data import build_train_loader
 
 __all__ = ["fixed_batches", "resized_batches", "peak_memory_mib", "interleaved_times", "sdpa_flop", "gflops",
-           "describe_device"]
+           "describe_device", "LiveTensors", "held_mib"]
 
 
 def fixed_batches(loader_cfg, num: int = 4) -> List[List[Dict]]:
@@ -96,15 +99,60 @@ def release_free_heap() -> None:
         pass
 
 
-def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict[str, Tuple[float, float]]:
-    """Run each ``steps[name](0)`` once, in order; per step ``(peak, growth)`` in MiB.
+class LiveTensors(TorchDispatchMode):
+    """The bytes of the tensors created under it that are alive, and their peak (``peak_bytes``): each storage
+    counted once (views share it) from the op that made it until its last reference goes. On the CPU this is
+    what a device's allocator would have to hold for the same step, without the allocator's rounding and
+    caching, the CUDA context or library workspaces: the basis of an accelerator memory estimate made here."""
+
+    def __init__(self):
+        super().__init__()
+        self.live_bytes = self.peak_bytes = 0
+        self._live = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                storage = t.untyped_storage()
+                if id(storage) not in self._live:
+                    n = storage.nbytes()
+                    self._live.add(id(storage))
+                    self.live_bytes += n
+                    self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+                    weakref.finalize(storage, self._free, id(storage), n)
+        return out
+
+    def _free(self, key: int, nbytes: int) -> None:
+        if key in self._live:
+            self._live.discard(key)
+            self.live_bytes -= nbytes
+
+
+def held_mib(*objects: Any) -> float:
+    r"""MiB of what stays in memory between steps: the parameters, buffers and gradients of the ``nn.Module``\ s and
+    the state of the optimizers among ``objects`` (each storage once)."""
+    tensors = []
+    for obj in objects:
+        if isinstance(obj, nn.Module):
+            tensors += list(obj.parameters()) + list(obj.buffers())
+            tensors += [p.grad for p in obj.parameters() if p.grad is not None]
+        elif isinstance(obj, torch.optim.Optimizer):
+            tensors += [v for state in obj.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    storages = {id(t.untyped_storage()): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values()) / 2 ** 20
+
+
+def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict[str, Tuple[float, float, float]]:
+    """Run each ``steps[name](0)`` once, in order; per step ``(peak, growth, tensors)`` in MiB.
 
     CUDA: ``peak`` is ``max_memory_allocated`` during the step (everything allocated at its start
     included: weights, optimizer states) and ``growth`` that peak minus what was allocated at its
     start (the step's own activations and temporaries). CPU: the same for the process's resident
     set (RSS), sampled every 2 ms by a thread (a peak shorter than that can be missed), after the
     heap's free pages are released (:func:`release_free_heap`); ``peak`` includes the
-    Python/PyTorch runtime and every model the process holds."""
+    Python/PyTorch runtime and every model the process holds. ``tensors``: the peak of the step's own
+    tensors (:class:`LiveTensors`; on CUDA the same as ``growth``), what an accelerator would hold for them."""
     out = {}
     for name, fn in steps.items():
         if torch.device(device).type == "cuda":
@@ -114,17 +162,18 @@ def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict
             fn(0)
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
-            out[name] = (peak / 2 ** 20, (peak - start) / 2 ** 20)
+            out[name] = (peak / 2 ** 20, (peak - start) / 2 ** 20, (peak - start) / 2 ** 20)
         else:
             release_free_heap()
             start = current_rss_mib()
             sampler = _RSSSampler()
             sampler.start()
             try:
-                fn(0)
+                with LiveTensors() as tensors:
+                    fn(0)
             finally:
                 peak = sampler.stop()
-            out[name] = (peak, peak - start)
+            out[name] = (peak, peak - start, tensors.peak_bytes / 2 ** 20)
     return out
 
 

@@ -196,18 +196,21 @@ class SimilarForeground(Inconsistent):
         super().__init__(name)
 
     def pair(self, student: DecoderOutput, teacher: DecoderOutput, targets: Targets, matcher) -> PointPairs:
-        s_logits, s_boxes, s_valid = self._gt_ordered_layers(student, targets, matcher)
-        t_logits, t_boxes, t_valid = self._gt_ordered_layers(teacher, targets, matcher)
+        # every layer of both models matched in one call (one copy of the costs to the host)
+        layers = [(out.logits[i], out.boxes[i]) for out in (student, teacher) for i in range(out.logits.shape[0])]
+        matched = matcher.match_many(layers, targets)
+        L = student.logits.shape[0]
+        s_logits, s_boxes, s_valid = self._gt_ordered_layers(student, targets, matched[:L])
+        t_logits, t_boxes, t_valid = self._gt_ordered_layers(teacher, targets, matched[L:])
         # a slot counts only where every layer of both models matched its ground-truth box
         return PointPairs(s_logits, s_boxes, t_logits, t_boxes, s_valid & t_valid)
 
-    def _gt_ordered_layers(self, out: DecoderOutput, targets: Targets, matcher) -> Tuple[Tensor, Tensor, Tensor]:
-        """Every decoder layer of one model matched to the ground truth on its own (as the authors'
-        per-layer indices) and put in ground-truth order: ``[L, B, T_max (+1), .]`` and the ``[B, T_max (+1)]``
-        slots filled in every layer."""
+    def _gt_ordered_layers(self, out: DecoderOutput, targets: Targets, matched) -> Tuple[Tensor, Tensor, Tensor]:
+        """Every decoder layer of one model, matched to the ground truth on its own (``matched``, one assignment
+        per layer, as the authors' per-layer indices), put in ground-truth order: ``[L, B, T_max (+1), .]`` and
+        the ``[B, T_max (+1)]`` slots filled in every layer."""
         logits, boxes, valid = [], [], []
-        for layer in range(out.logits.shape[0]):
-            idx = matcher(out.logits[layer], out.boxes[layer], targets)
+        for layer, idx in enumerate(matched):
             lg, bx, ok = self._gt_ordered(out.logits[layer], out.boxes[layer], idx, targets)
             logits.append(lg)
             boxes.append(bx)

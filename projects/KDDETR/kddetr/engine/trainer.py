@@ -47,10 +47,11 @@ class Trainer(SimpleTrainer):
     draws what an uninterrupted one would have; ``seed`` is in the checkpoint.
 
     What a step waits for on the host: the Hungarian matchers (one copy of the cost matrices to
-    the CPU per matched set of predictions, since scipy runs there, and one non-blocking copy of
-    the assignment back), this check, and Detectron2's metric writer every
-    ``gather_metric_period`` iterations. Index tensors are built on the device (denoising) or
-    copied once per matcher call (assignments), targets once per batch.
+    the CPU per criterion or distiller, since scipy runs there, and one non-blocking copy of
+    the assignments back), this check, and every ``gather_metric_period`` iterations (train.log_period)
+    the metrics: the loss terms, averaged on the device over the iterations since the last write, in one
+    copy (Detectron2's writer copies every term of every iteration, a host sync each). Index tensors are
+    built on the device (denoising) or copied once per matching (assignments), targets once per batch.
 
     Args:
         model, data_loader, optimizer: as for ``SimpleTrainer``.
@@ -83,6 +84,8 @@ class Trainer(SimpleTrainer):
         self.checkpointer = None
         # only what the optimizer updates is clipped and checked (a distiller's teacher holds no gradients)
         self._clip_params = [p for g in optimizer.param_groups for p in g["params"]]
+        # the loss terms summed on the device since the metrics were last written (_write_metrics)
+        self._metric_keys, self._metric_sum, self._metric_count = None, None, 0
 
     def step_seed(self, stream: int) -> int:
         """Seed of random stream ``stream`` of this iteration on this process."""
@@ -120,6 +123,28 @@ class Trainer(SimpleTrainer):
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
         self._write_metrics(loss_dict, data_time)
+
+    def _write_metrics(self, loss_dict: Dict[str, Tensor], data_time: float, prefix: str = "",
+                       iter: Optional[int] = None) -> None:
+        """Detectron2's metrics, written every ``gather_metric_period`` iterations and at the last one, with each
+        loss term averaged over the iterations since the last write: summed on the device every step (no host
+        sync) and copied to the host in one copy when written."""
+        iter = self.iter if iter is None else iter
+        keys, values = list(loss_dict), torch.stack([v.detach().float() for v in loss_dict.values()])
+        if keys != self._metric_keys:  # other terms than the iterations before (none in practice): start again
+            self._metric_keys, self._metric_sum, self._metric_count = keys, values, 1
+        else:
+            self._metric_sum, self._metric_count = self._metric_sum + values, self._metric_count + 1
+        if (iter + 1) % self.gather_metric_period and iter != getattr(self, "max_iter", 0) - 1:
+            return
+        means = (self._metric_sum / self._metric_count).tolist()  # the one copy to the host
+        self._metric_keys, self._metric_sum, self._metric_count = None, None, 0
+        host = {k: torch.tensor(v, device="cpu") for k, v in zip(keys, means)}
+        try:
+            SimpleTrainer.write_metrics(host, data_time, iter, prefix)
+        except Exception:
+            logging.getLogger(__name__).exception("Exception in writing metrics: ")
+            raise
 
     def _check_step(self, loss_dict: Dict[str, Tensor], grad_norm: Tensor) -> None:
         """Stop before the optimizer step when a loss term or the gradient norm is not finite

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -61,7 +61,7 @@ class SetCriterion(nn.Module):
 
     def num_boxes(self, targets: Targets, device: torch.device) -> Tensor:
         """Global number of boxes as a tensor (no host sync), at least 1."""
-        n = torch.as_tensor(float(sum(len(t["labels"]) for t in targets)), device=device)
+        n = torch.full((), float(sum(len(t["labels"]) for t in targets)), device=device)  # a fill: no copy
         if comm.get_world_size() > 1:
             dist.all_reduce(n)
             n = n / comm.get_world_size()
@@ -97,28 +97,40 @@ class SetCriterion(nn.Module):
             "loss_giou": loss_giou * w["loss_giou"],
         }
 
-    def match(self, logits: Tensor, boxes: Tensor, targets: Targets, layer: str) -> List[Tuple[Tensor, Tensor]]:
-        """The matcher's assignment of one layer's predictions. Non-finite predictions (a non-finite matching
-        cost) are named with the matcher and the layer (by its loss key) in the log, and matched with their
-        costs made finite: the loss terms they give are non-finite too, so the trainer's check, reduced over
-        the processes, stops every process at this step, before the optimizer step."""
+    def match(self, predictions: Sequence[Tuple[Tensor, Tensor]], targets: Targets, keys: Sequence[str]
+              ) -> List[List[Tuple[Tensor, Tensor]]]:
+        """The matcher's assignments of several sets of predictions (every decoder layer, the encoder's
+        proposals) at once: one copy of their costs to the host (:meth:`HungarianMatcher.match_many`).
+        Non-finite predictions (a non-finite matching cost) are named with the matcher and the set (by its loss
+        key, ``keys``) in the log, and matched with their costs made finite: the loss terms they give are
+        non-finite too, so the trainer's check, reduced over the processes, stops every process at this step,
+        before the optimizer step."""
         try:
-            return self.matcher(logits, boxes, targets)
+            return self.matcher.match_many(predictions, targets)
         except NonFiniteCost as e:
-            logger.warning(f"{type(self.matcher).__name__}: the {e} of {layer}, from non-finite predictions; the "
-                           "step's loss is non-finite and training stops before the optimizer step")
-            return self.matcher(torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0),
-                                torch.nan_to_num(boxes, nan=0.5, posinf=0.5, neginf=0.5), targets)
+            for i, message in e.sets.items():
+                logger.warning(f"{type(self.matcher).__name__}: the {message} of {keys[i]}, from non-finite "
+                               "predictions; the step's loss is non-finite and training stops before the optimizer "
+                               "step")
+            return self.matcher.match_many([(torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0),
+                                             torch.nan_to_num(boxes, nan=0.5, posinf=0.5, neginf=0.5))
+                                            for logits, boxes in predictions], targets)
 
     def layer_losses(self, output: DecoderOutput, targets: Targets, num_boxes: Tensor,
-                     indices: Optional[List[Tuple[Tensor, Tensor]]] = None, suffix: str = "") -> Dict[str, Tensor]:
-        """Losses of every decoder layer; ``indices`` fixed (denoising) or matched per layer."""
+                     indices: Optional[List[Tuple[Tensor, Tensor]]] = None, suffix: str = "",
+                     matched: Optional[List[List[Tuple[Tensor, Tensor]]]] = None) -> Dict[str, Tensor]:
+        """Losses of every decoder layer; ``indices`` fixed for every layer (denoising), ``matched`` one
+        assignment per layer, or else every layer matched here (one copy to the host for all)."""
         L = output.logits.shape[0]
+        tags = [layer_suffix(suffix, layer, L) for layer in range(L)]
+        if indices is not None:
+            matched = [indices] * L
+        elif matched is None:
+            matched = self.match([(output.logits[i], output.boxes[i]) for i in range(L)], targets,
+                                 [f"loss_class{tag}" for tag in tags])
         losses = {}
-        for layer in range(L):
+        for layer, (tag, idx) in enumerate(zip(tags, matched)):
             logits, boxes = output.logits[layer], output.boxes[layer]
-            tag = layer_suffix(suffix, layer, L)
-            idx = indices if indices is not None else self.match(logits, boxes, targets, f"loss_class{tag}")
             losses.update({k + tag: v for k, v in self.matched_losses(logits, boxes, targets, idx, num_boxes).items()})
         return losses
 
@@ -135,11 +147,15 @@ class SetCriterion(nn.Module):
                 denoising parameters in the graph) when a batch has no boxes to noise.
         """
         num_boxes = self.num_boxes(targets, det.logits.device)
-        losses = self.layer_losses(det, targets, num_boxes)
+        # every decoder layer and the encoder's proposals matched together: one copy of the costs to the host
+        L = det.logits.shape[0]
+        sets = [(det.logits[i], det.boxes[i]) for i in range(L)] + ([(enc["logits"], enc["boxes"])] if enc else [])
+        keys = [f"loss_class{layer_suffix('', i, L)}" for i in range(L)] + ["loss_class_enc"]
+        matched = self.match(sets, targets, keys)
+        losses = self.layer_losses(det, targets, num_boxes, matched=matched[:L])
         if enc:
-            idx = self.match(enc["logits"], enc["boxes"], targets, "loss_class_enc")
             losses.update({k + "_enc": v for k, v in
-                           self.matched_losses(enc["logits"], enc["boxes"], targets, idx, num_boxes).items()})
+                           self.matched_losses(enc["logits"], enc["boxes"], targets, matched[L], num_boxes).items()})
         if dn is not None:
             dn_out, meta = dn
             losses.update(self.layer_losses(dn_out, targets, num_boxes * meta.num_groups,

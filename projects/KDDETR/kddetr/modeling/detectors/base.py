@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ..groups import DENOISING, DETECTION
 from ..layers import MLP, MSDeformAttn
 from ..layers.box_ops import cxcywh_to_xyxy, normalized_cxcywh
+from ..layers.transfer import to_device
 from ..seam import (
     BOX_LOGITS,
     DecoderOutput,
@@ -178,7 +179,8 @@ class DETRBase(nn.Module):
         """Top-k over (query, class) of the last layer (:meth:`detections`), boxes rescaled to each
         original image."""
         scores, labels, boxes = self.detections(output)
-        scales = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype).to(boxes.device)
+        scales = to_device(torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype, device="cpu"),
+                           boxes.device)
         results = []
         for i, (h, w) in enumerate(image_sizes):
             r = Instances((h, w))
@@ -228,7 +230,7 @@ def flatten_levels(feats: Sequence[Tensor], masks: Sequence[Tensor], poss: Optio
     src = torch.cat([f.flatten(2).transpose(1, 2) for f in feats], 1)
     pos = torch.cat([p.flatten(2).transpose(1, 2) for p in poss], 1) if poss is not None else None
     flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
-    shapes_t = torch.as_tensor(shapes, dtype=torch.long, device=src.device)
+    shapes_t = to_device(torch.as_tensor(shapes, dtype=torch.long, device="cpu"), src.device)
     starts = torch.cat([shapes_t.new_zeros(1), shapes_t.prod(1).cumsum(0)[:-1]])
     state = EncoderState(memory=src, padding_mask=flat_mask, spatial_shapes=shapes, spatial_shapes_t=shapes_t,
                          level_start_index=starts, valid_ratios=valid_ratios(masks).to(src.dtype),

@@ -34,5 +34,6 @@ def xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
 def normalized_cxcywh(boxes_xyxy: Tensor, image_size) -> Tensor:
     """``[N, 4]`` absolute (x0, y0, x1, y1) -> ``[N, 4]`` cxcywh in [0, 1] of ``image_size`` (h, w)."""
     h, w = image_size
-    scale = torch.as_tensor([w, h, w, h], dtype=torch.float32, device=boxes_xyxy.device)
-    return xyxy_to_cxcywh(boxes_xyxy.float() / scale).clamp(0.0, 1.0)
+    b = boxes_xyxy.float()  # divided by Python numbers: no size tensor copied from the host
+    scaled = torch.stack([b[..., 0] / w, b[..., 1] / h, b[..., 2] / w, b[..., 3] / h], -1)
+    return xyxy_to_cxcywh(scaled).clamp(0.0, 1.0)
