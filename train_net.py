@@ -95,10 +95,11 @@ def load_for_evaluation(model, path: str) -> None:
 
 
 def writers(cfg):
-    """Detectron2's default writers; the losses in metrics.json are medians over the last
-    ``train.metrics_window`` iterations (1: each iteration's own values)."""
+    """Detectron2's default writers, every ``train.log_period`` iterations; the losses in metrics.json are each
+    the mean over the ``train.log_period`` iterations before it (``train.metrics_window`` 1, the default), or
+    the median of the last ``train.metrics_window`` such means."""
     out = default_writers(cfg.train.output_dir, cfg.train.max_iter)
-    window = cfg.train.get("metrics_window", 20)
+    window = cfg.train.get("metrics_window", 1)
     for i, w in enumerate(out):
         if isinstance(w, JSONWriter) and window != w._window_size:
             w.close()

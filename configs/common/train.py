@@ -13,7 +13,9 @@ def train_defaults(*, output_dir, max_iter, init_checkpoint="", device="cuda", e
         checkpointer=dict(period=checkpoint_period, max_to_keep=100),
         eval_period=eval_period,
         log_period=log_period,
-        metrics_window=20,  # losses in metrics.json: medians over this many iterations (1: raw values)
+        # losses in metrics.json: each the mean over the log_period iterations before it (the trainer sums them
+        # on the device, one copy to the host per write); > 1: the median of that many such means
+        metrics_window=1,
         clip_grad=dict(enabled=True, params=dict(max_norm=0.1, norm_type=2.0)),  # float: norm_type=inf works
         model_ema=dict(enabled=False, decay=0.999, device="", use_ema_for_evaluation=False),
         device=device,
