@@ -169,8 +169,8 @@ def main():
                         "as train_net.py; pass N to mirror a run of ours with train.max_iter=N)")
     p.add_argument("--log-period", type=int, default=10)
     p.add_argument("--window", type=int, default=None,
-                   help="losses written as medians over this many iterations (default: the config's "
-                        "train.metrics_window = 20, as our metrics.json; 1: raw values)")
+                   help="losses written as medians over this many iterations (default 20, as our "
+                        "metrics.json was when this study's records were made; 1: raw values)")
     p.add_argument("--no-backbone", action="store_true", help="do not load the pretrained backbone")
     p.add_argument("--eval", action="store_true", help="COCOEvaluator on the config's test set at the end")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
@@ -216,7 +216,7 @@ def main():
     scheduler = LRMultiplier(optimizer, multiplier=instantiate(cfg.lr_multiplier), max_iter=sched_iters)
     clip = dict(cfg.train.clip_grad.params) if cfg.train.clip_grad.enabled else None
     params = [q for g in optimizer.param_groups for q in g["params"]]
-    window = args.window or cfg.train.get("metrics_window", 20)
+    window = args.window or 20
     print(f"[setup] detrex DABDETR {sum(q.numel() for q in model.parameters()) / 1e6:.2f} M params; "
           f"{len(optimizer.param_groups)} param groups; schedule over {sched_iters} iters; clip {clip}; "
           f"batch {cfg.dataloader.train.total_batch_size}; window {window}; device {device}; "

@@ -203,12 +203,13 @@ def main() -> None:
         model_steps = distillation_steps(name, model, optimizers[name], batches)
         parts[name] = list(model_steps)
         steps.update(model_steps)
-    memory = peak_memory_mib(steps, device)  # once each, lightest first, before the timing
-    # what an accelerator would hold: the step's model and optimizer (after that first step: with gradients and
-    # optimizer states) and the peak of the step's own tensors
-    held = {"student alone": held_mib(alone, opt_alone)}
+    # what an accelerator would hold for a step: what its model and optimizer hold before it, and the peak of
+    # the step's own tensors
+    holders = {"student alone": lambda: held_mib(alone, opt_alone)}
     for name, labels in parts.items():
-        held.update({label: held_mib(models[name], optimizers[name]) for label in labels})
+        holders.update({label: (lambda m=models[name], o=optimizers[name]: held_mib(m, o)) for label in labels})
+    memory = peak_memory_mib(steps, device, holders)  # once each, lightest first, before the timing
+    held = {name: values[3] for name, values in memory.items()}
     med = interleaved_times(steps, len(batches), args.warmup, args.iters, device)
     base = med["student alone"]
     size = tuple(batches[0][0]["image"].shape[1:])
@@ -224,8 +225,9 @@ def main() -> None:
               for name, t in med.items()]
     if not cuda:
         lines += ["", "The accelerator estimate is the bytes of the tensors a CUDA step would hold, counted on this "
-                  "CPU step (kddetr.benchmark.LiveTensors, held_mib): the models' weights, buffers and gradients "
-                  "and the optimizer's states, plus the peak of the step's own tensors; without the CUDA context, "
+                  "CPU step (kddetr.benchmark.LiveTensors, held_mib): the models' weights and buffers and the "
+                  "optimizer's states before the step, plus the peak of the step's own tensors (gradients "
+                  "included); without the CUDA context, "
                   "the caching allocator's rounding and fragmentation and library workspaces (add roughly 0.5-1 "
                   "GiB), and in float32 (no mixed precision). Not measured on a GPU."]
     lines.append("")

@@ -263,6 +263,9 @@ def test_seam_check_covers_the_whole_protocol():
     model = build_tiny_dino()
     assert missing_seam_members(model) == []
     del model.criterion.matcher
+    model.criterion.matcher = lambda logits, boxes, targets: []  # a matcher of one set at a time only
+    assert missing_seam_members(model) == ["criterion.matcher.match_many"]
+    del model.criterion.matcher
     assert missing_seam_members(model) == ["criterion.matcher"]
     with pytest.raises(TypeError, match=r"student \(DINO\) does not implement .* \(missing \['criterion.matcher'\]"):
         KDDETR(teacher=build_tiny_dino(), student=model, points=[TeacherQueries()], loss=KDDETRLoss(),

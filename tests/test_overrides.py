@@ -63,6 +63,18 @@ def test_valid_values_are_accepted():
         == ["synthetic_val", "synthetic_val_mini"]  # dataset names: one or a list
 
 
+def test_the_class_terms_temperature_and_weight_take_a_number_or_the_default():
+    """None in kd_loss() means the class term's default (T 1 and weight 0.5 for the sigmoid term); a number given
+    is a float, anything else is refused."""
+    cfg = load(["model.loss.temperature=2", "model.loss.weights.cls=1"], PAIR)
+    assert cfg.model.loss.temperature == 2.0 and isinstance(cfg.model.loss.temperature, float)
+    assert cfg.model.loss.weights.cls == 1.0 and isinstance(cfg.model.loss.weights.cls, float)
+    assert load(["model.loss.temperature=null"], PAIR).model.loss.temperature is None
+    with pytest.raises(ValueError, match=r"model.loss.temperature is a number \(None in .*: the class term's "
+                                         r"default\), got str 'hot'\. Give a number"):
+        load(["model.loss.temperature=hot"], PAIR)
+
+
 def test_numbers_are_converted_to_the_config_type():
     cfg = load(["optimizer.lr=1", "train.max_iter=1e3", "train.output_dir=5"])
     assert cfg.optimizer.lr == 1.0 and isinstance(cfg.optimizer.lr, float)  # an int for a float

@@ -177,12 +177,18 @@ def test_benchmark_kd_refuses_to_reuse_a_run_of_another_distillation_loss(tmp_pa
     from kddetr.config import load_config, loss_differences
 
     pair = "configs/synthetic/dino_r50_r18.py"
-    authors = ["model.loss.normalization=authors", "model.loss.weights.cls=1.0"]
+    authors = ["model.loss.class_term=softmax", "model.loss.normalization=authors"]
     LazyConfig.save(load_config(os.path.join(ROOT, pair), authors), str(tmp_path / "config.yaml"))
+    # compared as the loss resolves them: the authors' sum's default weight 1 and T 10, the default's 0.5 and 1
     assert loss_differences(str(tmp_path), pair) == ["normalization: authors -> per_image",
+                                                     "class_term: softmax -> sigmoid", "temperature: 10.0 -> 1.0",
                                                      "weights: {'cls': 1.0, 'giou': 2.0, 'l1': 5.0} -> "
-                                                     "{'cls': 2.0, 'giou': 2.0, 'l1': 5.0}"]
+                                                     "{'cls': 0.5, 'giou': 2.0, 'l1': 5.0}"]
     assert loss_differences(str(tmp_path), pair, authors) == []
+    # written out, the same loss: the same run
+    same = ["model.loss.class_term=softmax", "model.loss.normalization=authors", "model.loss.temperature=10",
+            "model.loss.weights.cls=1"]
+    assert loss_differences(str(tmp_path), pair, same) == []
     out = tmp_path / "study"
     run_dir = out / "kddetr_seed0"
     run_dir.mkdir(parents=True)

@@ -112,10 +112,12 @@ class LiveTensors(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        # a view or an in-place result shares an input's storage: not a new one (a weight's transpose, an update)
+        inputs = {id(t.untyped_storage()) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
                 storage = t.untyped_storage()
-                if id(storage) not in self._live:
+                if id(storage) not in self._live and id(storage) not in inputs:
                     n = storage.nbytes()
                     self._live.add(id(storage))
                     self.live_bytes += n
@@ -130,21 +132,25 @@ class LiveTensors(TorchDispatchMode):
 
 
 def held_mib(*objects: Any) -> float:
-    r"""MiB of what stays in memory between steps: the parameters, buffers and gradients of the ``nn.Module``\ s and
-    the state of the optimizers among ``objects`` (each storage once)."""
+    r"""MiB of what stays in memory between steps: the parameters and buffers of the ``nn.Module``\ s and the state
+    of the optimizers among ``objects`` (each storage once). Gradients are not counted: ``zero_grad()`` frees them
+    and the step's backward makes them again (they are the step's tensors)."""
     tensors = []
     for obj in objects:
         if isinstance(obj, nn.Module):
             tensors += list(obj.parameters()) + list(obj.buffers())
-            tensors += [p.grad for p in obj.parameters() if p.grad is not None]
         elif isinstance(obj, torch.optim.Optimizer):
             tensors += [v for state in obj.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
     storages = {id(t.untyped_storage()): t.untyped_storage().nbytes() for t in tensors}
     return sum(storages.values()) / 2 ** 20
 
 
-def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict[str, Tuple[float, float, float]]:
-    """Run each ``steps[name](0)`` once, in order; per step ``(peak, growth, tensors)`` in MiB.
+def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str,
+                    held: Optional[Dict[str, Callable[[], float]]] = None) -> Dict[str, Tuple[float, ...]]:
+    """Run each ``steps[name](0)`` once, in order; per step ``(peak, growth, tensors)`` in MiB, and with ``held``
+    (name -> a function giving the MiB the step's model and optimizer hold, e.g. :func:`held_mib`) a fourth value,
+    that taken right before the step (what the step itself makes, such as the optimizer's first states, is in
+    ``tensors``).
 
     CUDA: ``peak`` is ``max_memory_allocated`` during the step (everything allocated at its start
     included: weights, optimizer states) and ``growth`` that peak minus what was allocated at its
@@ -155,6 +161,7 @@ def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict
     tensors (:class:`LiveTensors`; on CUDA the same as ``growth``), what an accelerator would hold for them."""
     out = {}
     for name, fn in steps.items():
+        before = (held[name](),) if held else ()
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
             start = torch.cuda.memory_allocated()
@@ -162,7 +169,7 @@ def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict
             fn(0)
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
-            out[name] = (peak / 2 ** 20, (peak - start) / 2 ** 20, (peak - start) / 2 ** 20)
+            out[name] = (peak / 2 ** 20, (peak - start) / 2 ** 20, (peak - start) / 2 ** 20) + before
         else:
             release_free_heap()
             start = current_rss_mib()
@@ -173,7 +180,7 @@ def peak_memory_mib(steps: Dict[str, Callable[[int], Any]], device: str) -> Dict
                     fn(0)
             finally:
                 peak = sampler.stop()
-            out[name] = (peak, peak - start, tensors.peak_bytes / 2 ** 20)
+            out[name] = (peak, peak - start, tensors.peak_bytes / 2 ** 20) + before
     return out
 
 

@@ -7,6 +7,7 @@ needs to serve an exported student.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import inspect
 import logging
@@ -114,6 +115,9 @@ def check_override_syntax(overrides: Sequence[str], config_file: str) -> None:
 
 # leaf keys that take one string or a list of strings (Detectron2 dataset names)
 _STR_OR_LIST_KEYS = ("names",)
+# keys whose None in a config means "the default" (KD-DETR's class term's temperature and weight,
+# CLASS_TERM_DEFAULTS) and that take a number (a float) otherwise
+_NUMBERS_OR_DEFAULT = (r"model\.loss\.temperature", r"model\.loss\.weights\.cls")
 
 
 def _describe(value: Any) -> str:
@@ -238,6 +242,13 @@ def check_override_values(cfg: DictConfig, overrides: Sequence[str], config_file
                              f"which is not supported. Put a list in brackets ({key}=[{item.split('=', 1)[1]}]) or "
                              f"quote a string ({key}='{item.split('=', 1)[1]}').")
         checked, original = _original(cfg, key)
+        if not checked and any(re.fullmatch(p, key) for p in _NUMBERS_OR_DEFAULT) and override.value() is not None:
+            given = override.value()
+            if isinstance(given, bool) or not isinstance(given, (int, float)):
+                raise ValueError(f"Config override '{item}': {key} is a number (None in {config_file}: the class "
+                                 f"term's default), got {_describe(given)}. Give a number, e.g. {key}=1.0, or "
+                                 f"{key}=null for the default.")
+            checked, original = True, 1.0  # a float: an int given is converted
         was_converted, value = _check_value(item, key, override.value(), original, config_file) if checked \
             else (False, None)
         if was_converted:
@@ -500,24 +511,42 @@ def check_ranges(cfg: DictConfig, num_processes: int = 1) -> None:
 _LOSS_KEYS = {"normalization": None, "class_term": "softmax", "temperature": None, "weights": None}
 
 
+def _loss_settings(loss: DictConfig) -> Dict[str, Any]:
+    """The ``_LOSS_KEYS`` of a loss config as the loss module resolves them (a KD-DETR class term's temperature and
+    weight left None are its defaults), so that a run and a config that write the same loss differently agree."""
+    from detectron2.config import instantiate
+
+    loss = copy.deepcopy(loss)
+    if "KDDETRLoss" in str(loss.get("_target_", "")):
+        for key, default in _LOSS_KEYS.items():
+            if default is not None and key not in loss:  # a run from before the key
+                loss[key] = default
+    try:
+        module = instantiate(loss)
+    except Exception:  # a loss this code no longer builds: its written values
+        module = None
+    out = {}
+    for key in _LOSS_KEYS:
+        value = getattr(module, key, None) if module is not None else None
+        if value is None:
+            value = OmegaConf.to_object(loss[key]) if isinstance(loss.get(key), DictConfig) else loss.get(key)
+        out[key] = dict(sorted(value.items())) if isinstance(value, dict) else value
+    return out
+
+
 def loss_differences(run_dir: str, config_file: str, opts: Sequence[str] = ()) -> List[str]:
     """The distillation loss settings in which the finished run in ``run_dir`` (its ``config.yaml``) differs
-    from ``config_file`` with ``opts``, e.g. ``["normalization: authors -> per_image"]``; [] when they agree
-    or either has no distillation loss (a run from before a default changed is not silently reused)."""
+    from ``config_file`` with ``opts``, e.g. ``["normalization: authors -> per_image"]``, as the loss resolves
+    them; [] when they agree or either has no distillation loss (a run from before a default changed is not
+    silently reused)."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         return []
     ran, want = OmegaConf.load(path).model.get("loss"), load_config(config_file, opts).model.get("loss")
     if ran is None or want is None:
         return []
-    out = []
-    for key, default in _LOSS_KEYS.items():
-        a, b = (OmegaConf.to_object(c[key]) if isinstance(c.get(key), DictConfig) else c.get(key, default)
-                for c in (ran, want))
-        if a != b:
-            a, b = (dict(sorted(v.items())) if isinstance(v, dict) else v for v in (a, b))
-            out.append(f"{key}: {a} -> {b}")
-    return out
+    ran, want = _loss_settings(ran), _loss_settings(want)
+    return [f"{key}: {ran[key]} -> {want[key]}" for key in _LOSS_KEYS if ran[key] != want[key]]
 
 
 def check_class_term(cfg: DictConfig) -> None:

@@ -209,9 +209,13 @@ def fused_attention_mask(groups: Sequence[QueryGroup], device: torch.device) -> 
 
 
 class Matcher(Protocol):
-    """Hungarian matching of predictions ``[B, Q, K]`` logits / ``[B, Q, 4]`` cxcywh boxes to targets."""
+    """Hungarian matching of predictions ``[B, Q, K]`` logits / ``[B, Q, 4]`` cxcywh boxes to targets; several
+    sets of predictions (every decoder layer) at once with ``match_many``, one assignment per set (the
+    criterion and the Table 1 baselines use it: one copy of the costs to the host for all)."""
 
     def __call__(self, logits: Tensor, boxes: Tensor, targets: Targets) -> Assignment: ...
+
+    def match_many(self, predictions: Sequence[Tuple[Tensor, Tensor]], targets: Targets) -> List[Assignment]: ...
 
 
 class Criterion(Protocol):
@@ -258,9 +262,13 @@ def _protocol_members(proto: type) -> List[str]:
 
 def missing_seam_members(model: object) -> List[str]:
     """Members of :class:`DistillableDETR` (and of its criterion: ``criterion.matcher``,
-    ``criterion.num_boxes``, ``criterion.matched_losses``) that ``model`` lacks."""
+    ``criterion.num_boxes``, ``criterion.matched_losses``, and of its matcher: ``match_many``) that ``model``
+    lacks."""
     missing = [m for m in _protocol_members(DistillableDETR) if not hasattr(model, m)]
     criterion = getattr(model, "criterion", None)
     if criterion is not None:
         missing += [f"criterion.{m}" for m in _protocol_members(Criterion) if not hasattr(criterion, m)]
+        matcher = getattr(criterion, "matcher", None)
+        if matcher is not None:
+            missing += [f"criterion.matcher.{m}" for m in _protocol_members(Matcher) if not hasattr(matcher, m)]
     return missing
