@@ -35,6 +35,8 @@ STUDIES = {
                                                "--no-alone", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/class_terms/deformable_detr": ["--family", "deformable_detr", "--sigmoid", "--no-inconsistent",
                                                  "--iters", "200", "--seeds", "0", "1", "2"],
+    "docs/results/class_terms/one_class": ["--family", "one_class/dino", "--boxes-only", "--no-inconsistent",
+                                           "--no-alone", "--iters", "200", "--seeds", "0", "1", "2"],
     "docs/results/families/dab_detr/table3": ["--layer-compression", "--iters", "800", "--seeds", "0", "1", "2"],
     "docs/results/families/conditional_detr": ["--family", "conditional_detr", "--per-image", "--detrdistill",
                                                "--iters", "800", "--seeds", "0", "1", "2"],
