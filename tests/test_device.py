@@ -12,9 +12,9 @@ from conftest import FAMILIES, ROOT, build_tiny, build_tiny_dino, build_tiny_kd,
 from torch.overrides import TorchFunctionMode
 
 PACKAGE = os.path.join(ROOT, "projects", "KDDETR", "kddetr") + os.sep
-#: the factories whose result's device is the default (the CPU) unless ``device=`` is given
-FACTORIES = {torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, torch.tensor, torch.as_tensor,
-             torch.rand, torch.randn, torch.randint, torch.randperm, torch.linspace, torch.eye, torch.scalar_tensor}
+sys.path.insert(0, os.path.join(ROOT, "studies"))
+#: the factories whose result's device is the default (the CPU) unless ``device=`` is given (the sync count's too)
+from count_syncs import FACTORIES  # noqa: E402
 
 
 class FactoryWatch(TorchFunctionMode):
